@@ -1,0 +1,49 @@
+# Two commands set up and run everything on a fresh machine:
+#   make demo   install, then run the embedded default (offline, CPU) to stage3_checkpoint
+#   make test   install, then run the tests
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+CORES ?= 2
+export PATH := $(BIN):$(PATH)
+export HF_HUB_OFFLINE := 1
+export MODELSCOPE_OFFLINE := 1
+
+.PHONY: install demo test lint dry-run clean-results help
+
+help:
+	@echo "make demo    - install into $(VENV), then run the embedded default to stage3_checkpoint"
+	@echo "make test    - install into $(VENV), then run the test suite"
+	@echo "make lint    - snakemake --lint and snakefmt --check"
+	@echo "make dry-run - show the DAG (snakemake -n stage3_checkpoint)"
+
+install: $(STAMP)
+
+# torch first, by itself: `torch==2.13.0` takes the CPU build where one is offered locally and the
+# CUDA build on a GPU cluster; the lock file pins everything else.
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q torch==2.13.0
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.lock
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps -e .
+	touch $@
+
+demo: install
+	@start=$$(date +%s); \
+	$(BIN)/snakemake --cores $(CORES) stage3_checkpoint || exit $$?; \
+	end=$$(date +%s); \
+	echo; echo "Done in $$((end - start)) s. Checkpoints (HF directories, each with metrics.json):"; \
+	for s in vocab stage1 stage2 stage3; do echo "  results/checkpoints/$$s/"; done; \
+	echo "Logs: logs/   Benchmarks: benchmarks/   Run directories (resumable): results/runs/"
+
+test: install
+	$(BIN)/python -m pytest -q -rs
+
+lint: install
+	$(BIN)/snakemake --lint
+	$(BIN)/snakefmt --check .
+
+dry-run: install
+	$(BIN)/snakemake -n stage3_checkpoint

@@ -1,0 +1,42 @@
+# DeepAnalyze training recipe, end to end: data -> vocabulary -> stage 1 SFT -> stage 2 SFT -> stage 3 GRPO.
+# The embedded default (config/config.yaml) runs offline on a CPU; config/deepanalyze-8b.yaml is the paper run.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/vocab.smk"
+include: "rules/seed_data.smk"
+include: "rules/stage1.smk"
+include: "rules/stage2.smk"
+include: "rules/stage3.smk"
+
+
+rule all:
+    default_target: True
+    localrule: True
+    input:
+        "results/checkpoints/stage3",
+
+
+rule stage1_checkpoint:
+    localrule: True
+    input:
+        "results/checkpoints/stage1",
+
+
+rule stage2_checkpoint:
+    localrule: True
+    input:
+        "results/checkpoints/stage2",
+
+
+rule stage3_checkpoint:
+    localrule: True
+    input:
+        "results/checkpoints/stage3",

@@ -1,0 +1,58 @@
+import json
+import sys
+from pathlib import Path
+
+from darecipe.config import ConfigError, check_paths, load_schema, validate_config
+from darecipe.seed import INTERACTION_CATEGORIES, RL_SETS
+
+
+def _config_sources():
+    return " + ".join(dict.fromkeys(str(f) for f in workflow.configfiles)) or "config"
+
+
+try:
+    validate_config(config, load_schema(workflow.source_path("../config/schema.yaml")), _config_sources())
+    check_paths(config, _config_sources())
+except ConfigError as e:
+    raise WorkflowError(f"Configuration error: {e}") from None
+
+
+RUNS_ROOT = "results/runs"
+
+
+wildcard_constraints:
+    category="|".join(INTERACTION_CATEGORIES),
+
+
+def get_base_model():
+    """The base checkpoint directory: built (tiny), downloaded (hub) or given (local)."""
+    return config["base_model"]["path"]
+
+
+def get_interaction_counts():
+    """Trajectories per category in the seed file, so the outputs' names (<category>_N.json) are known up front."""
+    counts = {}
+    with open(config["seed"]["interaction"], encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if line.strip():
+                try:
+                    cat = json.loads(line)["category"]
+                except (ValueError, KeyError, TypeError):
+                    raise WorkflowError(
+                        f"{config['seed']['interaction']}:{lineno}: field 'category' missing or line not JSON"
+                    ) from None
+                counts[cat] = counts.get(cat, 0) + 1
+    return counts
+
+
+def get_interaction_sets():
+    return [f"results/data/interaction/{cat}_{n}.json" for cat, n in sorted(get_interaction_counts().items())]
+
+
+def get_rl_sets():
+    return [f"results/data/rl/{name}.parquet" for name in RL_SETS]
+
+
+def training_params(stage):
+    """Every hyper-parameter of a stage, as one params value: a change reruns that stage and all after it."""
+    return dict(config[stage])

@@ -1,0 +1,24 @@
+# Stage 1: single-ability SFT on the stage-1 mix (RECIPE §3, §7).
+
+
+rule train_stage1:
+    input:
+        model="results/checkpoints/vocab",
+        data=["results/data/stage1/train.jsonl"],
+    output:
+        directory("results/checkpoints/stage1"),
+    params:
+        stage="stage1",
+        hp=training_params("stage1"),
+        mask_execute=False,
+        runs_root=RUNS_ROOT,
+    resources:
+        gpu=config["stage1"]["gpus"],
+    log:
+        "logs/train_stage1.log",
+    benchmark:
+        "benchmarks/train_stage1.tsv"
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../scripts/train_sft.py"

@@ -1,0 +1,24 @@
+# Stage 2: multi-ability cold-start SFT on interaction trajectories, <Execute> spans masked (RECIPE §4, §7).
+
+
+rule train_stage2:
+    input:
+        model="results/checkpoints/stage1",
+        data=get_interaction_sets(),
+    output:
+        directory("results/checkpoints/stage2"),
+    params:
+        stage="stage2",
+        hp=training_params("stage2"),
+        mask_execute=True,
+        runs_root=RUNS_ROOT,
+    resources:
+        gpu=config["stage2"]["gpus"],
+    log:
+        "logs/train_stage2.log",
+    benchmark:
+        "benchmarks/train_stage2.tsv"
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../scripts/train_sft.py"

@@ -1,0 +1,37 @@
+# Stage 3: multi-turn GRPO with real code execution in per-rollout workspaces (RECIPE §5-§7).
+
+
+rule stage3_dataset:
+    input:
+        sets=get_rl_sets(),
+    output:
+        "results/data/rl/swift_train.jsonl",
+    log:
+        "logs/stage3_dataset.log",
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/stage3_dataset.py"
+
+
+rule train_stage3:
+    input:
+        model="results/checkpoints/stage2",
+        data="results/data/rl/swift_train.jsonl",
+        workspaces="results/data/rl/workspaces",
+    output:
+        directory("results/checkpoints/stage3"),
+    params:
+        hp=training_params("stage3"),
+        sandbox=config["sandbox"],
+        runs_root=RUNS_ROOT,
+    resources:
+        gpu=config["stage3"]["gpus"],
+    log:
+        "logs/train_stage3.log",
+    benchmark:
+        "benchmarks/train_stage3.tsv"
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../scripts/train_grpo.py"

@@ -1,0 +1,50 @@
+if config["base_model"]["source"] == "tiny":
+
+    rule build_tiny_model:
+        output:
+            directory(get_base_model()),
+        params:
+            spec=config["base_model"]["tiny"],
+        log:
+            "logs/build_tiny_model.log",
+        benchmark:
+            "benchmarks/build_tiny_model.tsv"
+        conda:
+            "../envs/train.yaml"
+        script:
+            "../scripts/build_tiny_model.py"
+
+
+if config["base_model"]["source"] == "hub":
+
+    rule download_base_model:
+        output:
+            directory(get_base_model()),
+        params:
+            hub_id=config["base_model"]["hub_id"],
+            revision=config["base_model"]["revision"],
+        log:
+            "logs/download_base_model.log",
+        benchmark:
+            "benchmarks/download_base_model.tsv"
+        conda:
+            "../envs/train.yaml"
+        script:
+            "../scripts/download_base_model.py"
+
+
+rule extend_vocab:
+    input:
+        get_base_model(),
+    output:
+        directory("results/checkpoints/vocab"),
+    params:
+        vocab=config["vocab"],
+    log:
+        "logs/extend_vocab.log",
+    benchmark:
+        "benchmarks/extend_vocab.tsv"
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../scripts/extend_vocab.py"

@@ -1,0 +1,51 @@
+"""Rule train_stage3: multi-turn GRPO (`swift rlhf --rlhf_type grpo`) with real code execution."""
+
+import json
+from pathlib import Path
+
+from darecipe import training
+from darecipe.rollout import (
+    EPISODE_ENV,
+    ROLLOUT_DIR_ENV,
+    ROLLOUT_LOG_ENV,
+    SANDBOX_ENV,
+    WORKSPACE_ROOT_ENV,
+    summarise_rollouts,
+)
+from darecipe.runlog import run_script
+from darecipe.swift_args import grpo_args
+
+
+def main(smk, log):
+    hp = dict(smk.params.hp)
+    dataset = Path(smk.input.data)
+    workspaces = Path(smk.input.workspaces).resolve()
+    stage = training.Stage(
+        name="stage3", command="rlhf", base=Path(smk.input.model), data=[dataset, Path(smk.input.workspaces)],
+        params={**hp, "sandbox": dict(smk.params.sandbox)}, out=Path(smk.output[0]),
+        runs_root=Path(smk.params.runs_root), log=Path(smk.log[0]),
+    )  # fmt: skip
+    log("stage3: reward = rule-based terms only (format gate, exact match, code success rate, turns)")
+
+    def env_for(run_dir: Path) -> dict:
+        run_dir = run_dir.resolve()
+        return {
+            WORKSPACE_ROOT_ENV: str(workspaces),
+            ROLLOUT_DIR_ENV: str(run_dir / "rollout-workspaces"),
+            SANDBOX_ENV: json.dumps(dict(smk.params.sandbox)),
+            EPISODE_ENV: json.dumps({"max_trajectory_length": hp["max_trajectory_length"]}),
+            ROLLOUT_LOG_ENV: str(run_dir / "rollouts.jsonl"),
+        }
+
+    metrics = training.run(
+        stage,
+        lambda out_dir: grpo_args(hp, stage.base, dataset, out_dir),
+        nproc=max(1, hp["gpus"]),
+        env_for=env_for,
+        extra_metrics=lambda run_dir: {"rollouts": summarise_rollouts(run_dir / "rollouts.jsonl")},
+        log=log,
+    )
+    log(f"exported {smk.output[0]} at step {metrics['global_step']}")
+
+
+run_script(main, snakemake)  # noqa: F821

@@ -1,0 +1,1 @@
+"""DeepAnalyze recipe pipeline: the importable logic behind the Snakemake rules."""

@@ -1,0 +1,111 @@
+"""Configuration checks run before any job: JSON Schema with defaults filled, then file checks.
+
+Every problem becomes a `ConfigError` whose message is one line naming the key or the file.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+from jsonschema import Draft202012Validator, validators
+
+
+class ConfigError(Exception):
+    """A user-fixable configuration problem; the message is one line."""
+
+
+def _with_defaults(cls):
+    validate_props = cls.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = _copy(sub["default"])
+        yield from validate_props(validator, properties, instance, schema)
+
+    return validators.extend(cls, {"properties": set_defaults})
+
+
+def _copy(value):
+    import copy
+
+    return copy.deepcopy(value)
+
+
+DefaultFillingValidator = _with_defaults(Draft202012Validator)
+
+
+def load_schema(path: str | Path) -> dict:
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def _known_properties(schema: dict, root: dict) -> set[str]:
+    known = set(schema.get("properties") or {})
+    for sub in schema.get("allOf", []):
+        ref = sub.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            sub = root["$defs"][ref.split("/")[-1]]
+        known |= _known_properties(sub, root)
+    return known
+
+
+def _describe(err, root: dict) -> str:
+    where = _key(err.absolute_path)
+    if err.validator in ("additionalProperties", "unevaluatedProperties"):
+        names = re.findall(r"'([^']+)'", err.message)
+        unknown = [n for n in names if n not in _known_properties(err.schema, root)] or names
+        prefix = f"{where}." if err.absolute_path else ""
+        return f"unknown key {', '.join(prefix + n for n in unknown)}"
+    if err.validator == "enum":
+        return f"{where}: {err.instance!r} is not one of {err.validator_value}"
+    return f"{where}: {err.message}"
+
+
+def validate_config(config: dict, schema: dict, sources: str = "config") -> dict:
+    """Fill defaults into `config` in place and raise ConfigError on the first problem."""
+    validator = DefaultFillingValidator(schema)
+    # Defaults are filled as the validator walks; a first pass fills, a second reports on the filled config.
+    for _ in validator.iter_errors(config):
+        pass
+    errors = sorted(
+        validator.iter_errors(config),
+        key=lambda e: (e.validator == "unevaluatedProperties", len(e.absolute_path), str(e.absolute_path)),
+    )
+    if errors:
+        err = _deepest_relevant(errors[0])
+        raise ConfigError(f"{sources}: {_describe(err, schema)}")
+    return config
+
+
+def _deepest_relevant(err):
+    if err.context:
+        from jsonschema.exceptions import best_match
+
+        return best_match(err.context)
+    return err
+
+
+def check_paths(config: dict, sources: str = "config") -> None:
+    """Files the configuration names must exist before anything runs."""
+    base = config["base_model"]
+    if base["source"] == "local":
+        p = Path(base["path"])
+        if not (p / "config.json").is_file():
+            raise ConfigError(f"{sources}: base_model.path: {p} is not an HF checkpoint directory (no config.json)")
+    if base["source"] == "hub" and not base.get("hub_id"):
+        raise ConfigError(f"{sources}: base_model.hub_id: required when base_model.source is 'hub'")
+    for key in ("stage1", "interaction", "rl_tasks"):
+        p = Path(config["seed"][key])
+        if not p.is_file():
+            raise ConfigError(f"{sources}: seed.{key}: input file {p} does not exist")
+    root = Path(config["seed"]["data_root"])
+    if not root.is_dir():
+        raise ConfigError(f"{sources}: seed.data_root: directory {root} does not exist")

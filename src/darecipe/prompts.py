@@ -1,0 +1,54 @@
+"""DeepAnalyze's prompt shape (RECIPE §2): `# Instruction` + optional `# Data` listing the files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+
+def file_size_label(n_bytes: int) -> str:
+    return f"{n_bytes / 1024:.1f}KB"
+
+
+def data_section(files: list[Path]) -> str:
+    """`File i: {"name": …, "size": "x.xKB"}` lines, files sorted by name."""
+    lines = []
+    for i, p in enumerate(sorted(files, key=lambda q: q.name), start=1):
+        meta = {"name": p.name, "size": file_size_label(p.stat().st_size)}
+        lines.append(f"File {i}: {json.dumps(meta, ensure_ascii=False)}")
+    return "\n".join(lines)
+
+
+def task_prompt(task: str, files: list[Path] = ()) -> str:
+    text = f"# Instruction\n{task.strip()}"
+    if files:
+        text += f"\n\n# Data\n{data_section(list(files))}"
+    return text
+
+
+def read_wikitq_csv(path: Path) -> list[list[str]]:
+    """WikiTQ tables escape quotes as \\" (not RFC 4180's ""), see its NOTICE."""
+    with open(path, encoding="utf-8", newline="") as f:
+        return [row for row in csv.reader(f, escapechar="\\", doublequote=False)]
+
+
+def render_rows(rows: list[list[str]]) -> str:
+    """A table as ` | `-separated lines, header first (cells' newlines flattened)."""
+    return "\n".join(" | ".join(c.replace("\n", " ").strip() for c in row) for row in rows)
+
+
+def table_prompt(question: str, table_text: str | None, extra_text: str | None = None) -> str:
+    text = f"# Instruction\n{question.strip()}"
+    if extra_text:
+        text += f"\n\n# Text\n{extra_text.strip()}"
+    if table_text:
+        text += f"\n\n# Table\n{table_text.strip()}"
+    return text
+
+
+def csv_text(rows: list[list[str]]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf).writerows(rows)
+    return buf.getvalue()

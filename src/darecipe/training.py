@@ -1,0 +1,260 @@
+"""Run one training stage with ms-swift so that a killed job loses only the steps since its last save.
+
+Each run trains in `results/runs/<stage>/<key>/` (not a Snakemake output, so Snakemake never deletes it);
+`<key>` hashes everything that defines the run. A rerun with the same key resumes from the newest
+complete save; a changed key starts fresh in a new directory. At the end the final HF checkpoint is
+exported atomically into the stage's checkpoint directory with `metrics.json`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .io import atomic_dir, sha256_file, write_json
+
+# Trainer state and launcher files: needed to resume, not part of the exported model.
+NOT_EXPORTED = {
+    "optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state.pth", "trainer_state.json",
+    "training_args.bin", "zero_to_fp32.py", "latest",
+}  # fmt: skip
+NOT_EXPORTED_RE = re.compile(r"^(rng_state_\d+\.pth|global_step\d+)$")
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+LARGE_FILE = 64 << 20
+SAMPLE = 16 << 20
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "MODELSCOPE_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def _file_digest(path: Path) -> str:
+    size = path.stat().st_size
+    if size <= LARGE_FILE:
+        return sha256_file(path)
+    h = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as f:
+        h.update(f.read(SAMPLE))
+        f.seek(size - SAMPLE)
+        h.update(f.read(SAMPLE))
+    return h.hexdigest()
+
+
+def checkpoint_identity(ckpt: Path) -> str:
+    """A stable id for an HF directory: the run key it was exported from, else its files' digests."""
+    metrics = ckpt / "metrics.json"
+    if metrics.is_file():
+        key = json.loads(metrics.read_text()).get("run_key")
+        if key:
+            return f"run:{key}"
+    h = hashlib.sha256()
+    for p in sorted(q for q in ckpt.rglob("*") if q.is_file()):
+        h.update(f"{p.relative_to(ckpt)}:{_file_digest(p)}\n".encode())
+    return f"files:{h.hexdigest()}"
+
+
+def run_key(stage: str, base: Path, data: list[Path], params: dict) -> tuple[str, dict]:
+    """Short hash of base checkpoint identity, data checksums and every training parameter."""
+    desc = {
+        "stage": stage,
+        "base": checkpoint_identity(base),
+        "data": {str(p): (sha256_file(p) if p.is_file() else _tree_digest(p)) for p in data},
+        "params": params,
+    }
+    blob = json.dumps(desc, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12], desc
+
+
+def _tree_digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(q for q in root.rglob("*") if q.is_file()):
+        h.update(f"{p.relative_to(root)}:{_file_digest(p)}\n".encode())
+    return h.hexdigest()
+
+
+def is_complete_save(ckpt: Path) -> bool:
+    """HF's Trainer writes trainer_state.json last; a save without a parseable one is partial."""
+    m = CHECKPOINT_RE.match(ckpt.name)
+    if not m or not ckpt.is_dir():
+        return False
+    try:
+        state = json.loads((ckpt / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    has_weights = any(ckpt.glob("*.safetensors")) or any(ckpt.glob("*.safetensors.index.json"))
+    return has_weights and state.get("global_step") == int(m.group(1))
+
+
+def saves(output_dir: Path) -> tuple[list[Path], list[Path]]:
+    """(complete saves, partial saves), each sorted by step."""
+    found = sorted(
+        (p for p in output_dir.glob("checkpoint-*") if CHECKPOINT_RE.match(p.name)),
+        key=lambda p: int(CHECKPOINT_RE.match(p.name).group(1)),
+    )
+    complete = [p for p in found if is_complete_save(p)]
+    return complete, [p for p in found if p not in complete]
+
+
+def step_of(ckpt: Path) -> int:
+    return int(CHECKPOINT_RE.match(ckpt.name).group(1))
+
+
+@dataclass
+class Stage:
+    name: str  # stage1 | stage2 | stage3 | …
+    command: str  # swift sub-command module: "sft" or "rlhf"
+    base: Path
+    data: list[Path]
+    params: dict
+    out: Path
+    runs_root: Path
+    log: Path
+
+
+def _set_pdeathsig() -> None:
+    # If the wrapper is killed (SIGKILL included), the trainer dies with it instead of writing on.
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def launch_argv(command: str, args: list[str], nproc: int) -> list[str]:
+    module = f"swift.cli.{command}"
+    if nproc > 1:
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+                "-m", module, *args]  # fmt: skip
+    return [sys.executable, "-m", module, *args]
+
+
+def run(stage: Stage, args_for, nproc: int, env_for=None, extra_metrics=None, log=print) -> dict:
+    """Train (fresh or resumed), export, and return the metrics written beside the checkpoint."""
+    key, desc = run_key(stage.name, stage.base, stage.data, stage.params)
+    run_dir = stage.runs_root / stage.name / key
+    output_dir = run_dir / "output"
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "run.json", desc)
+    complete, partial = saves(output_dir)
+    args = args_for(output_dir)
+    resumed_step = None
+    if complete:
+        resume = complete[-1]
+        resumed_step = step_of(resume)
+        log(f"{stage.name}: resumed from step {step_of(resume)} ({resume}) in run {run_dir}: same run key {key}")
+        args += ["--resume_from_checkpoint", str(resume)]
+    else:
+        why = "no earlier run with this key" if not partial else "earlier saves are all incomplete"
+        log(f"{stage.name}: started fresh in run {run_dir} ({why})")
+    for p in partial:
+        log(f"{stage.name}: ignoring incomplete save {p} (killed while it was written)")
+        shutil.rmtree(p, ignore_errors=True)
+    argv = launch_argv(stage.command, args, nproc)
+    env = {**os.environ, **OFFLINE_ENV, **(env_for(run_dir) if env_for else {})}
+    if nproc > 1:
+        env["NPROC_PER_NODE"] = str(nproc)
+    (run_dir / "command.sh").write_text(" ".join(_shquote(a) for a in argv) + "\n")
+    log(f"{stage.name}: {' '.join(_shquote(a) for a in argv)}")
+    start = time.time()
+    rc = _supervise(argv, env, stage.log)
+    if rc != 0:
+        raise RuntimeError(f"{stage.name}: ms-swift exited with status {rc}; see {stage.log}")
+    complete, _ = saves(output_dir)
+    if not complete:
+        raise RuntimeError(f"{stage.name}: training finished but left no complete save in {output_dir}")
+    final = complete[-1]
+    metrics = collect_metrics(output_dir, final)
+    metrics.update(
+        stage=stage.name, run_key=key, run_dir=str(run_dir), resumed_from_step=resumed_step,
+        wall_seconds_this_attempt=round(time.time() - start, 2),
+    )  # fmt: skip
+    if extra_metrics:
+        metrics.update(extra_metrics(run_dir))
+    export(final, stage.out, metrics, extra_files=[stage.base / "tags.json"])
+    return metrics
+
+
+def _supervise(argv: list[str], env: dict, log_path: Path) -> int:
+    """Run the trainer with output appended to the rule's log; forward termination signals to it."""
+    with open(log_path, "a", encoding="utf-8") as logf:
+        proc = subprocess.Popen(argv, env=env, stdout=logf, stderr=subprocess.STDOUT, preexec_fn=_set_pdeathsig)
+
+        def forward(signum, _frame):
+            proc.send_signal(signum)
+
+        old = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)}
+        try:
+            return proc.wait()
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+
+def _shquote(a: str) -> str:
+    import shlex
+
+    return shlex.quote(a)
+
+
+def export(final: Path, out: Path, metrics: dict, extra_files: list[Path] = ()) -> None:
+    """Copy the model files of `final` into `out` atomically (write beside, then rename)."""
+    with atomic_dir(out) as tmp:
+        for p in final.iterdir():
+            if p.name in NOT_EXPORTED or NOT_EXPORTED_RE.match(p.name):
+                continue
+            if p.is_dir():
+                shutil.copytree(p, tmp / p.name)
+            else:
+                shutil.copy2(p, tmp / p.name)
+        for extra in extra_files:
+            if extra.is_file() and not (tmp / extra.name).exists():
+                shutil.copy2(extra, tmp / extra.name)
+        write_json(tmp / "metrics.json", metrics)
+
+
+def read_log_history(output_dir: Path) -> list[dict]:
+    path = output_dir / "logging.jsonl"
+    rows = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue
+    return rows
+
+
+def _dataset_tokens(history: list[dict]) -> dict | None:
+    """ms-swift logs the train set's token lengths as "mean±std, min=…, max=…, size=N"."""
+    for row in reversed(history):
+        m = re.match(r"([\d.]+)±([\d.]+), min=([\d.]+), max=([\d.]+), size=(\d+)", str(row.get("train_dataset", "")))
+        if m:
+            mean, _, lo, hi, size = map(float, m.groups())
+            return {"records": int(size), "mean": mean, "min": int(lo), "max": int(hi), "total": round(mean * size)}
+    return None
+
+
+def collect_metrics(output_dir: Path, final: Path) -> dict:
+    state = json.loads((final / "trainer_state.json").read_text())
+    steps = [h for h in state.get("log_history", []) if "loss" in h and "step" in h]
+    logged = read_log_history(output_dir)
+    summary = next((h for h in reversed(logged) if "train_runtime" in h), {})
+    curve_keys = ("loss", "learning_rate", "grad_norm", "token_acc", "reward", "reward_std", "num_turns",
+                  "completions/mean_length", "frac_reward_zero_std")  # fmt: skip
+    curve = [{"step": h["step"], **{k: h[k] for k in curve_keys if k in h}} for h in steps]
+    tokens = _dataset_tokens(logged)
+    epochs = state.get("epoch") or 0
+    return {
+        "global_step": state.get("global_step"),
+        "max_steps": state.get("max_steps"),
+        "epoch": epochs,
+        "train_set_tokens": tokens,
+        "tokens_trained_approx": round(tokens["total"] * epochs) if tokens else None,
+        "train_runtime_s": summary.get("train_runtime"),
+        "curve": curve,
+        "final_checkpoint": str(final),
+    }

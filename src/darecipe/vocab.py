@@ -1,0 +1,56 @@
+"""Stage 0: add the ten action tags to a base checkpoint's tokenizer, one token each."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .tags import TAGS, tag_ids
+
+
+def extend_vocab(base: Path, out_dir: Path, special: bool, init: str) -> dict:
+    """Load `base`, add the tags, resize the embeddings if needed, save an HF directory.
+
+    `special=False` registers the tags as ordinary added tokens (how Qwen registers <think>), so
+    `decode(skip_special_tokens=True)` keeps them; `special=True` is what the public release did.
+    `init="mean"` sets each new tag's input and output embedding to the mean of the existing ones,
+    the usual start for untrained rows; "keep" leaves what the checkpoint has there.
+    """
+    import torch
+    from tokenizers import AddedToken
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForCausalLM.from_pretrained(base, torch_dtype="auto")
+    n_before = len(tok)
+    new = [AddedToken(t, special=special, normalized=False, single_word=False) for t in TAGS]
+    if special:
+        added = tok.add_special_tokens({"additional_special_tokens": new}, replace_extra_special_tokens=False)
+    else:
+        added = tok.add_tokens(new)
+    emb = model.get_input_embeddings()
+    resized = len(tok) > emb.weight.shape[0]
+    if resized:
+        model.resize_token_embeddings(len(tok), pad_to_multiple_of=128)
+    ids = tag_ids(tok)
+    if init == "mean":
+        with torch.no_grad():
+            rows = list(ids.values())
+            inp = model.get_input_embeddings().weight
+            inp[rows] = inp[:n_before].mean(dim=0, keepdim=True).to(inp.dtype)
+            out = model.get_output_embeddings()
+            if out is not None and out.weight.data_ptr() != inp.data_ptr():
+                out.weight[rows] = out.weight[:n_before].mean(dim=0, keepdim=True).to(out.weight.dtype)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tok.save_pretrained(out_dir)
+    (out_dir / "tags.json").write_text(json.dumps(ids, indent=2) + "\n")
+    return {
+        "tokenizer_len_before": n_before,
+        "tokenizer_len_after": len(tok),
+        "added": added,
+        "special": special,
+        "embeddings_resized": resized,
+        "vocab_size": model.get_input_embeddings().weight.shape[0],
+        "tag_ids": ids,
+    }
