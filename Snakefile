@@ -19,24 +19,24 @@ include: "rules/stage3.smk"
 
 rule all:
     default_target: True
-    localrule: True
     input:
         "results/checkpoints/stage3",
+    localrule: True
 
 
 rule stage1_checkpoint:
-    localrule: True
     input:
         "results/checkpoints/stage1",
+    localrule: True
 
 
 rule stage2_checkpoint:
-    localrule: True
     input:
         "results/checkpoints/stage2",
+    localrule: True
 
 
 rule stage3_checkpoint:
-    localrule: True
     input:
         "results/checkpoints/stage3",
+    localrule: True

@@ -1,6 +1,10 @@
 import json
+import os
 import sys
 from pathlib import Path
+
+# The project package, importable even where only Snakemake itself was installed.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from darecipe.config import ConfigError, check_paths, load_schema, validate_config
 from darecipe.seed import INTERACTION_CATEGORIES, RL_SETS
@@ -18,6 +22,21 @@ except ConfigError as e:
 
 
 RUNS_ROOT = "results/runs"
+
+# Scripts import the project package from src/ even inside a `--sdm conda` environment, which carries only
+# third-party dependencies; jobs inherit this environment (locally and through SLURM's --export=ALL).
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(p for p in (str(Path(workflow.basedir) / "src"), os.environ.get("PYTHONPATH")) if p)
+)
+
+# Training jobs use the cluster environment (DeepSpeed, FlashAttention, Liger, vLLM) only when a stage asks
+# for one of those; the embedded default and plain single-GPU runs use the lighter one.
+CLUSTER_KEYS = ("deepspeed", "attn_impl", "use_liger_kernel", "use_vllm")
+TRAIN_ENV = (
+    "../envs/train-cluster.yaml"
+    if any(config[s].get(k) for s in ("stage1", "stage2", "stage3") for k in CLUSTER_KEYS)
+    else "../envs/train.yaml"
+)
 
 
 wildcard_constraints:
@@ -53,6 +72,12 @@ def get_rl_sets():
     return [f"results/data/rl/{name}.parquet" for name in RL_SETS]
 
 
+def canonical(value):
+    """A params value with dict keys sorted at every level. Snakemake compares params by their text, so
+    reordering keys in a YAML file (or defaults filled in another order) must not look like a change."""
+    return json.loads(json.dumps(value, sort_keys=True))
+
+
 def training_params(stage):
     """Every hyper-parameter of a stage, as one params value: a change reruns that stage and all after it."""
-    return dict(config[stage])
+    return canonical(config[stage])

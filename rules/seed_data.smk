@@ -8,12 +8,12 @@ rule seed_stage1:
         train="results/data/stage1/train.jsonl",
         stats="results/data/stage1/stats.json",
         rejects="results/data/stage1/rejects.jsonl",
-    params:
-        data_root=config["seed"]["data_root"],
     log:
         "logs/seed_stage1.log",
     conda:
         "../envs/data.yaml"
+    params:
+        data_root=config["seed"]["data_root"],
     script:
         "../scripts/seed_stage1.py"
 
@@ -24,16 +24,16 @@ rule seed_interaction:
     output:
         sets=get_interaction_sets(),
         rejects="results/data/interaction/rejects.jsonl",
-    params:
-        data_root=config["seed"]["data_root"],
-        sandbox=config["sandbox"],
-        counts=get_interaction_counts(),
     log:
         "logs/seed_interaction.log",
     benchmark:
         "benchmarks/seed_interaction.tsv"
     conda:
         "../envs/data.yaml"
+    params:
+        data_root=config["seed"]["data_root"],
+        sandbox=canonical(config["sandbox"]),
+        counts=canonical(get_interaction_counts()),
     script:
         "../scripts/seed_interaction.py"
 
@@ -46,11 +46,11 @@ rule seed_rl:
         datatask="results/data/rl/datatask.parquet",
         research="results/data/rl/research.parquet",
         workspaces=directory("results/data/rl/workspaces"),
-    params:
-        data_root=config["seed"]["data_root"],
     log:
         "logs/seed_rl.log",
     conda:
         "../envs/data.yaml"
+    params:
+        data_root=config["seed"]["data_root"],
     script:
         "../scripts/seed_rl.py"

@@ -7,18 +7,18 @@ rule train_stage1:
         data=["results/data/stage1/train.jsonl"],
     output:
         directory("results/checkpoints/stage1"),
-    params:
-        stage="stage1",
-        hp=training_params("stage1"),
-        mask_execute=False,
-        runs_root=RUNS_ROOT,
-    resources:
-        gpu=config["stage1"]["gpus"],
     log:
         "logs/train_stage1.log",
     benchmark:
         "benchmarks/train_stage1.tsv"
     conda:
-        "../envs/train.yaml"
+        TRAIN_ENV
+    resources:
+        gpu=config["stage1"]["gpus"],
+    params:
+        stage="stage1",
+        hp=training_params("stage1"),
+        mask_execute=False,
+        runs_root=RUNS_ROOT,
     script:
         "../scripts/train_sft.py"

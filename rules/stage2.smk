@@ -7,18 +7,18 @@ rule train_stage2:
         data=get_interaction_sets(),
     output:
         directory("results/checkpoints/stage2"),
-    params:
-        stage="stage2",
-        hp=training_params("stage2"),
-        mask_execute=True,
-        runs_root=RUNS_ROOT,
-    resources:
-        gpu=config["stage2"]["gpus"],
     log:
         "logs/train_stage2.log",
     benchmark:
         "benchmarks/train_stage2.tsv"
     conda:
-        "../envs/train.yaml"
+        TRAIN_ENV
+    resources:
+        gpu=config["stage2"]["gpus"],
+    params:
+        stage="stage2",
+        hp=training_params("stage2"),
+        mask_execute=True,
+        runs_root=RUNS_ROOT,
     script:
         "../scripts/train_sft.py"

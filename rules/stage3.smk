@@ -21,17 +21,17 @@ rule train_stage3:
         workspaces="results/data/rl/workspaces",
     output:
         directory("results/checkpoints/stage3"),
-    params:
-        hp=training_params("stage3"),
-        sandbox=config["sandbox"],
-        runs_root=RUNS_ROOT,
-    resources:
-        gpu=config["stage3"]["gpus"],
     log:
         "logs/train_stage3.log",
     benchmark:
         "benchmarks/train_stage3.tsv"
     conda:
-        "../envs/train.yaml"
+        TRAIN_ENV
+    resources:
+        gpu=config["stage3"]["gpus"],
+    params:
+        hp=training_params("stage3"),
+        sandbox=canonical(config["sandbox"]),
+        runs_root=RUNS_ROOT,
     script:
         "../scripts/train_grpo.py"

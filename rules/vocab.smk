@@ -3,14 +3,14 @@ if config["base_model"]["source"] == "tiny":
     rule build_tiny_model:
         output:
             directory(get_base_model()),
-        params:
-            spec=config["base_model"]["tiny"],
         log:
             "logs/build_tiny_model.log",
         benchmark:
             "benchmarks/build_tiny_model.tsv"
         conda:
             "../envs/train.yaml"
+        params:
+            spec=canonical(config["base_model"]["tiny"]),
         script:
             "../scripts/build_tiny_model.py"
 
@@ -20,15 +20,15 @@ if config["base_model"]["source"] == "hub":
     rule download_base_model:
         output:
             directory(get_base_model()),
-        params:
-            hub_id=config["base_model"]["hub_id"],
-            revision=config["base_model"]["revision"],
         log:
             "logs/download_base_model.log",
         benchmark:
             "benchmarks/download_base_model.tsv"
         conda:
             "../envs/train.yaml"
+        params:
+            hub_id=config["base_model"]["hub_id"],
+            revision=config["base_model"]["revision"],
         script:
             "../scripts/download_base_model.py"
 
@@ -38,13 +38,13 @@ rule extend_vocab:
         get_base_model(),
     output:
         directory("results/checkpoints/vocab"),
-    params:
-        vocab=config["vocab"],
     log:
         "logs/extend_vocab.log",
     benchmark:
         "benchmarks/extend_vocab.tsv"
     conda:
         "../envs/train.yaml"
+    params:
+        vocab=canonical(config["vocab"]),
     script:
         "../scripts/extend_vocab.py"

@@ -12,8 +12,10 @@ PLUGIN = Path(__file__).with_name("swift_plugin.py")
 COMMON_FIXED = [
     "--model_type", "qwen3",
     "--template", "qwen3",
-    # DeepAnalyze trains with an empty response prefix: no empty <think> block in front of every turn.
+    # DeepAnalyze generates with an empty response prefix (no empty <think> block in front of every turn),
+    # so training must not insert Qwen3's empty think block either: the model sees the same context in both.
     "--response_prefix", "",
+    "--add_non_thinking_prefix", "false",
     "--tuner_type", "full",
     "--check_model", "false",
     "--report_to", "none",

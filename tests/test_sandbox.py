@@ -1,0 +1,41 @@
+from darecipe.sandbox import SandboxLimits, execute_block, run_code
+
+
+def test_output_error_and_fence(tmp_path):
+    assert run_code("```python\nprint(2+2)\n```", tmp_path).output == "4"
+    res = run_code("raise ValueError('boom')", tmp_path)
+    assert not res.ok and res.observation.startswith("[Error]:\n") and "ValueError: boom" in res.output
+
+
+def test_timeout_is_a_failed_block(tmp_path):
+    res = run_code("import time\nprint('started', flush=True)\ntime.sleep(30)", tmp_path, SandboxLimits(timeout_s=1))
+    assert res.timed_out and not res.ok
+    assert res.observation.startswith("[Error]:\nstarted\nTimeoutError")
+    assert res.seconds < 10
+
+
+def test_runs_in_the_workspace_with_no_secrets(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-value")
+    (tmp_path / "data.csv").write_text("a\n1\n")
+    res = run_code("import os\nprint(sorted(os.listdir('.')))\nprint(os.environ.get('OPENAI_API_KEY'))", tmp_path)
+    assert res.output.splitlines() == ["['data.csv']", "None"]
+
+
+def test_fresh_interpreter_per_block(tmp_path):
+    run_code("x = 1", tmp_path)
+    assert "NameError" in run_code("print(x)", tmp_path).output
+
+
+def test_output_is_truncated(tmp_path):
+    res = run_code("print('y' * 10000)", tmp_path, SandboxLimits(max_output_chars=200))
+    assert len(res.output) < 300 and "characters truncated" in res.output
+
+
+def test_matplotlib_is_headless(tmp_path):
+    res = run_code("import matplotlib.pyplot as plt\nplt.plot([1,2])\nplt.savefig('p.png')\nprint('ok')", tmp_path)
+    assert res.output == "ok" and (tmp_path / "p.png").is_file()
+
+
+def test_execute_block_wraps_the_observation(tmp_path):
+    text, res = execute_block("print('hi')", tmp_path)
+    assert text == "<Execute>\nhi\n</Execute>" and res.ok
