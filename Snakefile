@@ -11,6 +11,7 @@ configfile: "config/config.yaml"
 
 include: "rules/common.smk"
 include: "rules/vocab.smk"
+include: "rules/stage1_data.smk"
 include: "rules/seed_data.smk"
 include: "rules/stage1.smk"
 include: "rules/stage2.smk"
@@ -21,6 +22,13 @@ rule all:
     default_target: True
     input:
         "results/checkpoints/stage3",
+    localrule: True
+
+
+rule stage1_data:
+    input:
+        "results/data/stage1/train.jsonl",
+        "results/data/reasoning",
     localrule: True
 
 

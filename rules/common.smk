@@ -8,6 +8,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from darecipe.config import ConfigError, check_paths, load_schema, validate_config
 from darecipe.seed import INTERACTION_CATEGORIES, RL_SETS
+from darecipe.stage1 import SET_ROLES as STAGE1_SET_ROLES
 
 
 def _config_sources():
@@ -41,6 +42,7 @@ TRAIN_ENV = (
 
 wildcard_constraints:
     category="|".join(INTERACTION_CATEGORIES),
+    shard=r"\d+",
 
 
 def get_base_model():
@@ -81,3 +83,42 @@ def canonical(value):
 def training_params(stage):
     """Every hyper-parameter of a stage, as one params value: a change reruns that stage and all after it."""
     return canonical(config[stage])
+
+
+# Stage-1 synthesis: one job per (set, shard); the shard count is in the config, so a dry run shows every job.
+SYNTHESISED_SETS = (
+    "TableQA_distillation",
+    "TableQA_refinement",
+    "TableGPT",
+    "file_database",
+    "file_csv",
+    "file_xlsx",
+    "file_any",
+)
+EXTRA_SET_NAMES = tuple(config["stage1_data"]["extra_sets"]) or ("no-extra-sets",)
+SHARD_OUT = "results/data/stage1/shards/{set}/{{shard}}.jsonl"
+SHARD_REJECTS = "results/data/stage1/shards/{set}/{{shard}}.rejects.jsonl"
+SHARD_METRICS = "results/data/stage1/shards/{set}/{{shard}}.metrics.json"
+
+
+def get_shards(set_name):
+    n = config["stage1_data"]["shards"]
+    return [f"results/data/stage1/shards/{set_name}/{i}.jsonl" for i in range(n)]
+
+
+def get_stage1_sets():
+    """Every stage-1 set: the synthesised ones and those the user supplies as files."""
+    return list(SYNTHESISED_SETS) + sorted(config["stage1_data"]["extra_sets"])
+
+
+def synthesis_params():
+    """What a synthesis job's output depends on besides its input files. Only the teacher's model and sampling
+    count: endpoint, concurrency, retries and timeouts change how replies are fetched, not what they say."""
+    d = config["stage1_data"]
+    return dict(
+        teacher=canonical({k: config["llm"][k] for k in ("backend", "model", "sampling")}),
+        shards=d["shards"],
+        seed=d["seed"],
+        rel_tol=d["answer_rel_tol"],
+        data_root=d["data_root"],
+    )

@@ -1,21 +1,4 @@
-# Stage inputs built from the hand-written seed set (resources/seed/); the synthesis stages replace them.
-
-
-rule seed_stage1:
-    input:
-        seed=config["seed"]["stage1"],
-    output:
-        train="results/data/stage1/train.jsonl",
-        stats="results/data/stage1/stats.json",
-        rejects="results/data/stage1/rejects.jsonl",
-    log:
-        "logs/seed_stage1.log",
-    conda:
-        "../envs/data.yaml"
-    params:
-        data_root=config["seed"]["data_root"],
-    script:
-        "../scripts/seed_stage1.py"
+# Stage-2 and stage-3 inputs built from the hand-written seed set (resources/seed/) until issue 4's synthesis.
 
 
 rule seed_interaction:

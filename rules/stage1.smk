@@ -18,7 +18,7 @@ rule train_stage1:
     params:
         stage="stage1",
         hp=training_params("stage1"),
-        mask_execute=False,
+        mask_execute=True,
         runs_root=RUNS_ROOT,
     script:
         "../scripts/train_sft.py"

@@ -102,10 +102,20 @@ def check_paths(config: dict, sources: str = "config") -> None:
             raise ConfigError(f"{sources}: base_model.path: {p} is not an HF checkpoint directory (no config.json)")
     if base["source"] == "hub" and not base.get("hub_id"):
         raise ConfigError(f"{sources}: base_model.hub_id: required when base_model.source is 'hub'")
-    for key in ("stage1", "interaction", "rl_tasks"):
-        p = Path(config["seed"][key])
-        if not p.is_file():
-            raise ConfigError(f"{sources}: seed.{key}: input file {p} does not exist")
-    root = Path(config["seed"]["data_root"])
-    if not root.is_dir():
-        raise ConfigError(f"{sources}: seed.data_root: directory {root} does not exist")
+    files = {f"seed.{k}": config["seed"][k] for k in ("interaction", "rl_tasks")}
+    d = config["stage1_data"]
+    files.update({"stage1_data.wikitq.tsv": d["wikitq"]["tsv"], "stage1_data.finqa.path": d["finqa"]["path"],
+                  "stage1_data.tatqa.path": d["tatqa"]["path"], "stage1_data.file_tasks": d["file_tasks"],
+                  "stage1_data.cues": d["cues"]})  # fmt: skip
+    files.update({f"stage1_data.prompts.{k}": v for k, v in d["prompts"].items()})
+    files.update({f"stage1_data.extra_sets.{k}": v for k, v in d["extra_sets"].items()})
+    for key, path in files.items():
+        if not Path(path).is_file():
+            raise ConfigError(f"{sources}: {key}: input file {path} does not exist")
+    dirs = {"seed.data_root": config["seed"]["data_root"], "stage1_data.data_root": d["data_root"],
+            "stage1_data.wikitq.root": d["wikitq"]["root"]}  # fmt: skip
+    if config["llm"]["backend"] == "replay":
+        dirs["llm.recordings"] = config["llm"]["recordings"]
+    for key, path in dirs.items():
+        if not Path(path).is_dir():
+            raise ConfigError(f"{sources}: {key}: directory {path} does not exist")

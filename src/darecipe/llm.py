@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .io import InputError
+from .io import InputError, read_jsonl
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
@@ -81,7 +81,7 @@ class LLMResult:
     error: str | None = None
 
 
-class LLMError(Exception):
+class LLMError(InputError):
     """A configuration or recording problem that stops the rule (one line)."""
 
 
@@ -133,31 +133,29 @@ class ResponseCache:
 
 
 class Recordings:
-    """Recorded teacher responses (JSONL files with key, id, response) for the replay backend."""
+    """Recorded teacher responses (JSONL lines with id, key, response) for the replay backend."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.by_key: dict[str, str] = {}
+        self.ids: set[str] = set()
         files = sorted(self.root.rglob("*.jsonl")) if self.root.is_dir() else []
         for path in files:
-            with open(path, encoding="utf-8") as f:
-                for lineno, line in enumerate(f, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        rec = json.loads(line)
-                        self.by_key[rec["key"]] = rec["response"]
-                    except (ValueError, KeyError, TypeError):
-                        raise InputError(f"{path}:{lineno}: not a recording (need JSON with 'key' and 'response')") from None
+            for lineno, rec in read_jsonl(path):
+                if not isinstance(rec.get("key"), str) or not isinstance(rec.get("response"), str):
+                    raise InputError(f"{path}:{lineno}: a recording needs string fields 'key' and 'response'")
+                self.by_key[rec["key"]] = rec["response"]
+                self.ids.add(str(rec.get("id")))
 
-    def get(self, req: LLMRequest, key: str) -> str:
-        try:
-            return self.by_key[key]
-        except KeyError:
-            raise LLMError(
-                f"no recorded teacher response for record {req.id!r} (request key {key[:16]}) under {self.root}; "
-                "the replay backend only answers the shipped demo records — configure llm.backend: openai for others"
-            ) from None
+    def missing_error(self, missing: list[tuple[LLMRequest, str]], dump: Path | None) -> LLMError:
+        req, key = missing[0]
+        why = ("a recording exists for this record but for another prompt or sampling (re-key it)"
+               if req.id in self.ids else "no recording for this record")  # fmt: skip
+        where = f"; all {len(missing)} missing requests were written to {dump}" if dump else ""
+        return LLMError(
+            f"replay backend: {len(missing)} request(s) have no recorded response under {self.root}, first: record "
+            f"{req.id!r} (key {key[:16]}): {why}{where}. See `python -m darecipe.recordings --help`."
+        )
 
 
 @dataclass
@@ -224,8 +222,17 @@ async def _run(settings, requests, cache, log, progress):
     try:
         if settings.backend == "replay":
             recordings = Recordings(settings.recordings or "resources/recordings")
+            missing = [(req, key) for _, req, key in pending if key not in recordings.by_key]
+            if missing:
+                dump = cache.path.with_suffix(".missing.jsonl") if cache.path else None
+                if dump:
+                    dump.parent.mkdir(parents=True, exist_ok=True)
+                    with open(dump, "w", encoding="utf-8") as f:
+                        for req, key in missing:
+                            f.write(json.dumps({"id": req.id, "key": key, "messages": req.messages}, ensure_ascii=False) + "\n")
+                raise recordings.missing_error(missing, dump)
             for i, req, key in pending:
-                text = recordings.get(req, key)
+                text = recordings.by_key[key]
                 results[i] = LLMResult(req.id, key, text, attempts=0)
                 cache.put(key, req.id, text, 0, 0)
                 totals.responses += 1

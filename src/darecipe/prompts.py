@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 
@@ -28,17 +26,6 @@ def task_prompt(task: str, files: list[Path] = ()) -> str:
     return text
 
 
-def read_wikitq_csv(path: Path) -> list[list[str]]:
-    """WikiTQ tables escape quotes as \\" (not RFC 4180's ""), see its NOTICE."""
-    with open(path, encoding="utf-8", newline="") as f:
-        return [row for row in csv.reader(f, escapechar="\\", doublequote=False)]
-
-
-def render_rows(rows: list[list[str]]) -> str:
-    """A table as ` | `-separated lines, header first (cells' newlines flattened)."""
-    return "\n".join(" | ".join(c.replace("\n", " ").strip() for c in row) for row in rows)
-
-
 def table_prompt(question: str, table_text: str | None, extra_text: str | None = None) -> str:
     text = f"# Instruction\n{question.strip()}"
     if extra_text:
@@ -46,9 +33,3 @@ def table_prompt(question: str, table_text: str | None, extra_text: str | None =
     if table_text:
         text += f"\n\n# Table\n{table_text.strip()}"
     return text
-
-
-def csv_text(rows: list[list[str]]) -> str:
-    buf = io.StringIO()
-    csv.writer(buf).writerows(rows)
-    return buf.getvalue()

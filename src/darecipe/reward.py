@@ -6,9 +6,9 @@ Terms that need the LLM judge are passed in as scores (1–5) or `None`; with no
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
+from .answers import normalise_answer
 from .tags import code_blocks, final_answer, is_python_fenced
 
 METHODS = ("qa", "datatask", "openresearch")
@@ -34,12 +34,6 @@ class RewardResult:
     reward: float
     gate: str | None = None
     terms: dict[str, float] = field(default_factory=dict)
-
-
-def normalise_answer(s: str) -> str:
-    s = s.strip().strip("*").strip()
-    s = re.sub(r"\s+", " ", s)
-    return s.rstrip(".").strip().lower()
 
 
 def exact_match(pred: str | None, gold: str) -> float:

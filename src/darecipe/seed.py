@@ -1,18 +1,17 @@
-"""Turn the hand-written seed files (resources/seed/) into the stage inputs the training rules read."""
+"""Turn the hand-written seed files (resources/seed/) into the stage-2 and stage-3 inputs."""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections import defaultdict
 from pathlib import Path
 
 from .io import InputError, read_jsonl, require
-from .prompts import read_wikitq_csv, render_rows, table_prompt, task_prompt
-from .reward import normalise_answer
+from .loaders import Rejects
+from .prompts import task_prompt
 from .sandbox import SandboxLimits, execute_block
-from .tags import check_structure, final_answer
+from .tags import check_structure
 
 INTERACTION_CATEGORIES = (
     "data_pipeline", "data_preparation", "data_cleaning", "data_analysis", "data_insight",
@@ -21,52 +20,6 @@ INTERACTION_CATEGORIES = (
 )  # fmt: skip
 RL_SETS = {"qa": "qa", "datatask": "datatask", "research": "openresearch"}
 STEP_TAGS = ("Analyze", "Understand", "Code", "Answer")
-
-
-@dataclass
-class Rejects:
-    rows: list[dict] = field(default_factory=list)
-
-    def add(self, where: str, rec_id: str, reason: str) -> None:
-        self.rows.append({"where": where, "id": rec_id, "reason": reason})
-
-    def counts(self) -> dict[str, int]:
-        return dict(Counter(r["reason"].split(":")[0] for r in self.rows))
-
-
-def stage1_records(seed: Path, data_root: Path, rejects: Rejects) -> list[dict]:
-    out = []
-    for lineno, rec in read_jsonl(seed):
-        where = f"{seed}:{lineno}"
-        rid = require(rec, "id", str, where)
-        question = require(rec, "question", str, where)
-        answer = require(rec, "answer", str, where)
-        response = require(rec, "response", str, where)
-        table = rec.get("table_text")
-        if rec.get("table"):
-            path = data_root / rec["table"]
-            if not path.is_file():
-                raise InputError(f"{where}: field 'table': file {path} does not exist")
-            table = render_rows(read_wikitq_csv(path))
-        check = check_structure(response)
-        if not check.ok:
-            rejects.add(where, rid, "malformed tags: " + "; ".join(check.reasons))
-            continue
-        if normalise_answer(final_answer(response) or "") != normalise_answer(answer):
-            rejects.add(where, rid, f"answer mismatch: response ends in {final_answer(response)!r}, gold is {answer!r}")
-            continue
-        out.append(
-            {
-                "messages": [
-                    {"role": "user", "content": table_prompt(question, table)},
-                    {"role": "assistant", "content": response},
-                ],
-                "id": rid,
-                "source": rec.get("source", "seed"),
-                "role": rec.get("role", "data_science"),
-            }
-        )
-    return out
 
 
 def _stage_files(files: list[str], data_root: Path, dest: Path, where: str) -> list[Path]:

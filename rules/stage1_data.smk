@@ -1,0 +1,201 @@
+# Stage-1 data (RECIPE §3): raw sets -> teacher distillation, keyword-guided refinement, table-to-text and file
+# tasks (their code really runs) -> the released `reasoning/` files -> the seeded stage-1 mix.
+
+
+rule stage1_tasks:
+    input:
+        wikitq=config["stage1_data"]["wikitq"]["tsv"],
+        finqa=config["stage1_data"]["finqa"]["path"],
+        tatqa=config["stage1_data"]["tatqa"]["path"],
+        file_tasks=config["stage1_data"]["file_tasks"],
+    output:
+        tableqa="results/data/stage1/tasks/tableqa.jsonl",
+        tablegpt="results/data/stage1/tasks/tablegpt.jsonl",
+        file="results/data/stage1/tasks/file.jsonl",
+        rejects="results/data/stage1/tasks/rejects.jsonl",
+    log:
+        "logs/stage1_tasks.log",
+    conda:
+        "../envs/data.yaml"
+    params:
+        cfg=canonical(config["stage1_data"]),
+    script:
+        "../scripts/stage1_tasks.py"
+
+
+rule stage1_distill:
+    input:
+        tasks="results/data/stage1/tasks/tableqa.jsonl",
+        template=config["stage1_data"]["prompts"]["distill"],
+    output:
+        shard=SHARD_OUT.format(set="TableQA_distillation"),
+        rejects=SHARD_REJECTS.format(set="TableQA_distillation"),
+        metrics=SHARD_METRICS.format(set="TableQA_distillation"),
+    log:
+        "logs/stage1_distill/{shard}.log",
+    benchmark:
+        "benchmarks/stage1_distill/{shard}.tsv"
+    conda:
+        "../envs/data.yaml"
+    params:
+        **synthesis_params(),
+        kind="distill",
+        set="TableQA_distillation",
+    script:
+        "../scripts/stage1_synth.py"
+
+
+rule stage1_refine:
+    input:
+        tasks="results/data/stage1/tasks/tableqa.jsonl",
+        distilled="results/data/stage1/sets/TableQA_distillation.parquet",
+        template=config["stage1_data"]["prompts"]["refine"],
+        cues=config["stage1_data"]["cues"],
+    output:
+        shard=SHARD_OUT.format(set="TableQA_refinement"),
+        rejects=SHARD_REJECTS.format(set="TableQA_refinement"),
+        metrics=SHARD_METRICS.format(set="TableQA_refinement"),
+    log:
+        "logs/stage1_refine/{shard}.log",
+    benchmark:
+        "benchmarks/stage1_refine/{shard}.tsv"
+    conda:
+        "../envs/data.yaml"
+    params:
+        **synthesis_params(),
+        kind="refine",
+        set="TableQA_refinement",
+        n_cues=config["stage1_data"]["n_cues"],
+    script:
+        "../scripts/stage1_synth.py"
+
+
+rule stage1_tablegpt:
+    input:
+        tasks="results/data/stage1/tasks/tablegpt.jsonl",
+        template=config["stage1_data"]["prompts"]["tablegpt"],
+    output:
+        shard=SHARD_OUT.format(set="TableGPT"),
+        rejects=SHARD_REJECTS.format(set="TableGPT"),
+        metrics=SHARD_METRICS.format(set="TableGPT"),
+    log:
+        "logs/stage1_tablegpt/{shard}.log",
+    benchmark:
+        "benchmarks/stage1_tablegpt/{shard}.tsv"
+    conda:
+        "../envs/data.yaml"
+    params:
+        **synthesis_params(),
+        kind="tablegpt",
+        set="TableGPT",
+    script:
+        "../scripts/stage1_synth.py"
+
+
+rule stage1_file:
+    input:
+        tasks="results/data/stage1/tasks/file.jsonl",
+        template=config["stage1_data"]["prompts"]["file"],
+    output:
+        shard=SHARD_OUT.format(set="{kind}"),
+        rejects=SHARD_REJECTS.format(set="{kind}"),
+        metrics=SHARD_METRICS.format(set="{kind}"),
+    log:
+        "logs/stage1_file/{kind}/{shard}.log",
+    benchmark:
+        "benchmarks/stage1_file/{kind}/{shard}.tsv"
+    wildcard_constraints:
+        kind="file_database|file_csv|file_xlsx|file_any",
+    conda:
+        "../envs/data.yaml"
+    params:
+        **synthesis_params(),
+        kind="file",
+        set=lambda wildcards: wildcards.kind,
+        sandbox=canonical(config["sandbox"]),
+    script:
+        "../scripts/stage1_synth.py"
+
+
+rule stage1_merge_set:
+    input:
+        shards=lambda wildcards: get_shards(wildcards.set),
+    output:
+        records="results/data/stage1/sets/{set}.parquet",
+        rejects="results/data/stage1/sets/{set}.rejects.jsonl",
+        metrics="results/data/stage1/sets/{set}.metrics.json",
+    log:
+        "logs/stage1_merge_set/{set}.log",
+    wildcard_constraints:
+        set="|".join(SYNTHESISED_SETS),
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/stage1_merge_set.py"
+
+
+rule stage1_extra_set:
+    input:
+        lambda wildcards: config["stage1_data"]["extra_sets"][wildcards.set],
+    output:
+        records="results/data/stage1/sets/{set}.parquet",
+        rejects="results/data/stage1/sets/{set}.rejects.jsonl",
+        metrics="results/data/stage1/sets/{set}.metrics.json",
+    log:
+        "logs/stage1_extra_set/{set}.log",
+    wildcard_constraints:
+        set="|".join(EXTRA_SET_NAMES),
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/stage1_extra_set.py"
+
+
+rule stage1_set_tokens:
+    input:
+        records="results/data/stage1/sets/{set}.parquet",
+        model="results/checkpoints/vocab",
+    output:
+        "results/data/stage1/sets/{set}.tokens.parquet",
+    log:
+        "logs/stage1_set_tokens/{set}.log",
+    benchmark:
+        "benchmarks/stage1_set_tokens/{set}.tsv"
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/stage1_set_tokens.py"
+
+
+rule reasoning_release:
+    input:
+        sets=expand("results/data/stage1/sets/{set}.parquet", set=get_stage1_sets()),
+    output:
+        directory("results/data/reasoning"),
+    log:
+        "logs/reasoning_release.log",
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/reasoning_release.py"
+
+
+rule stage1_mix:
+    input:
+        sets=expand("results/data/stage1/sets/{set}.parquet", set=get_stage1_sets()),
+        tokens=expand("results/data/stage1/sets/{set}.tokens.parquet", set=get_stage1_sets()),
+    output:
+        train="results/data/stage1/train.jsonl",
+        stats="results/data/stage1/stats.json",
+    log:
+        "logs/stage1_mix.log",
+    benchmark:
+        "benchmarks/stage1_mix.tsv"
+    conda:
+        "../envs/data.yaml"
+    params:
+        mix=canonical(config["stage1_data"]["mix"]),
+        max_tokens=config["stage1"]["max_length"],
+        roles=canonical({s: STAGE1_SET_ROLES[s] for s in get_stage1_sets()}),
+    script:
+        "../scripts/stage1_mix.py"

@@ -1,0 +1,30 @@
+"""Rule stage1_mix: the stage-1 sets -> results/data/stage1/train.jsonl at the configured shares by role."""
+
+from pathlib import Path
+
+import polars as pl
+
+from darecipe.io import atomic_path, write_json
+from darecipe.mix import mix, read_set, write_jsonl
+from darecipe.runlog import run_script
+
+
+def main(smk, log):
+    cfg = smk.params.mix
+    sets = []
+    for path, tok in zip(smk.input.sets, smk.input.tokens):
+        name = Path(path).stem
+        df = read_set(path)
+        if df.height == 0:
+            log(f"{name}: empty, skipped")
+            continue
+        sets.append((name, smk.params.roles[name], df, pl.read_parquet(tok)))
+    out, stats = mix(sets, cfg["ratios"], cfg["total"], cfg["replace"], cfg["seed"], smk.params.max_tokens)
+    with atomic_path(smk.output.train) as tmp:
+        write_jsonl(out, tmp)
+    write_json(smk.output.stats, stats)
+    log(f"{stats['records']} records; by role {stats['by_role']}; dropped over {stats['max_tokens']} tokens: "
+        f"{stats['dropped_over_length']}")  # fmt: skip
+
+
+run_script(main, snakemake)  # noqa: F821

@@ -1,0 +1,106 @@
+"""Rules stage1_distill / stage1_refine / stage1_tablegpt / stage1_file: one shard of teacher synthesis.
+
+Requests go through the LLM layer (cache first, so a rerun after a kill repeats no completed request); each
+reply is checked and becomes a record or a reject with the reason. Output order is the task order."""
+
+import tempfile
+from pathlib import Path
+
+from darecipe.io import read_jsonl, write_json, write_jsonl
+from darecipe.llm import LLMRequest, LLMSettings, ResponseCache, run_requests
+from darecipe.loaders import Rejects, TaskRecord, materialise_files
+from darecipe.mix import set_records
+from darecipe.runlog import run_script
+from darecipe.sandbox import SandboxLimits
+from darecipe.stage1 import (
+    check_reasoning,
+    distill_messages,
+    file_messages,
+    file_prompt,
+    load_template,
+    read_cues,
+    refine_messages,
+    run_file_reply,
+    sample_cues,
+    student_prompt,
+    tablegpt_messages,
+)
+
+
+def main(smk, log):
+    p = smk.params
+    shard, n_shards = int(smk.wildcards.shard), p.shards
+    tasks = [TaskRecord.from_json(rec) for _, rec in read_jsonl(smk.input.tasks)]
+    if p.kind == "file":
+        tasks = [t for t in tasks if t.kind == p.set]
+    mine = [t for i, t in enumerate(tasks) if i % n_shards == shard]
+    tpl = load_template(smk.input.template)
+    data_root = Path(p.data_root)
+    settings = LLMSettings.from_config(smk.config["llm"])
+    log(f"{p.set} shard {shard}/{n_shards}: {len(mine)} tasks, teacher {settings.model} ({settings.backend})")
+
+    rejects = Rejects()
+    jobs = []  # (task, request, extra) in task order
+    with tempfile.TemporaryDirectory(prefix="stage1-") as tmp:
+        if p.kind == "refine":
+            distilled = {r["id"]: r for r in set_records(smk.input.distilled)}
+            cues = read_cues(smk.input.cues)
+            for t in mine:
+                if t.id not in distilled:
+                    rejects.add(f"task {t.id}", t.id, "no distilled reasoning to refine (its distillation was rejected)")
+                    continue
+                chosen = sample_cues(cues, t.id, p.n_cues, p.seed)
+                reasoning = distilled[t.id]["messages"][-1]["content"]
+                jobs.append((t, refine_messages(tpl, t, reasoning, chosen), {"cues": chosen}))
+        elif p.kind == "file":
+            for t in mine:
+                files = materialise_files(t.files, data_root, Path(tmp) / "prompt" / t.id)
+                prompt = file_prompt(t, files)
+                jobs.append((t, file_messages(tpl, t, prompt), {"prompt": prompt}))
+        else:
+            build = distill_messages if p.kind == "distill" else tablegpt_messages
+            jobs = [(t, build(tpl, t), {}) for t in mine]
+
+        cache = ResponseCache(Path(smk.config["llm"]["cache_dir"]) / p.set / f"{shard}.jsonl")
+        try:
+            results, totals = run_requests(settings, [LLMRequest(t.id, m) for t, m, _ in jobs], cache, log=log)
+        finally:
+            cache.close()
+
+        records = []
+        limits = SandboxLimits(**p.sandbox) if p.kind == "file" else None
+        for (t, _, extra), res in zip(jobs, results):
+            where = f"{p.set} shard {shard}"
+            if res.error:
+                rejects.add(where, t.id, res.error)
+                continue
+            if p.kind == "file":
+                run = run_file_reply(res.text, t, data_root, Path(tempfile.mkdtemp(dir=tmp)), limits)
+                reason, reply, user = run.reason, run.text, extra["prompt"]
+            else:
+                mode = "contains" if p.kind == "tablegpt" else "match"
+                reason = check_reasoning(res.text, t, extra.get("cues", ()), mode=mode, rel_tol=p.rel_tol)
+                reply, user = res.text.strip(), student_prompt(t)
+            if reason:
+                rejects.add(where, t.id, reason)
+                continue
+            rec = {"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": reply}],
+                   "id": t.id, "source": t.source, "set": p.set}  # fmt: skip
+            if "cues" in extra:
+                rec["cues"] = extra["cues"]
+            records.append(rec)
+
+    write_jsonl(smk.output.rejects, rejects)
+    write_jsonl(smk.output.shard, records)
+    metrics = {"set": p.set, "shard": shard, "tasks": len(mine), "records": len(records), "rejected": len(rejects),
+               "reject_reasons": rejects.counts(), "llm": totals.as_dict()}  # fmt: skip
+    write_json(smk.output.metrics, metrics)
+    log(f"{len(records)} records, {len(rejects)} rejected {rejects.counts()}")
+    log(f"LLM: {totals.requests_sent} requests sent, {totals.from_cache} from cache, {totals.retries} retries, "
+        f"{totals.failed} failed, {totals.prompt_tokens} prompt + {totals.completion_tokens} completion tokens, "
+        f"${totals.cost_usd:.4f}")  # fmt: skip
+    for r in rejects:
+        log(f"  rejected {r['id']}: {r['reason']}")
+
+
+run_script(main, snakemake)  # noqa: F821

@@ -1,0 +1,34 @@
+"""Rule stage1_tasks: raw WikiTQ / FinQA / TAT-QA / file tasks -> normalised task records (+ rejects)."""
+
+from pathlib import Path
+
+from darecipe.io import write_jsonl
+from darecipe.loaders import Rejects, load_file_tasks, load_finqa, load_tatqa, load_wikitq
+from darecipe.runlog import run_script
+from darecipe.stage1 import tablegpt_tasks
+
+
+def main(smk, log):
+    cfg = smk.params.cfg
+    rejects = Rejects()
+    wikitq = load_wikitq(Path(smk.input.wikitq), Path(cfg["wikitq"]["root"]), rejects, cfg["wikitq"]["limit"])
+    finqa = load_finqa(Path(smk.input.finqa), rejects, cfg["finqa"]["limit"])
+    tatqa = load_tatqa(Path(smk.input.tatqa), rejects, cfg["tatqa"]["limit"])
+    tables, seen = [], set()
+    for t in wikitq:
+        if t.meta["context"] not in seen:
+            seen.add(t.meta["context"])
+            tables.append((t.meta["context"].removeprefix("csv/").removesuffix(".csv").replace("/", "-"), t.table))
+    tablegpt = tablegpt_tasks(tables[: cfg["tablegpt_tables"]] if cfg["tablegpt_tables"] is not None else tables)
+    files = load_file_tasks(Path(smk.input.file_tasks), Path(cfg["data_root"]), rejects)
+    write_jsonl(smk.output.tableqa, (t.to_json() for t in wikitq + finqa + tatqa))
+    write_jsonl(smk.output.tablegpt, (t.to_json() for t in tablegpt))
+    write_jsonl(smk.output.file, (t.to_json() for t in files))
+    write_jsonl(smk.output.rejects, rejects)
+    log(f"tasks: wikitq {len(wikitq)}, finqa {len(finqa)}, tatqa {len(tatqa)}, tablegpt {len(tablegpt)}, file {len(files)}")
+    log(f"rejected {len(rejects)}: {rejects.counts()}")
+    for r in rejects:
+        log(f"  rejected {r['id']} ({r['where']}): {r['reason']}")
+
+
+run_script(main, snakemake)  # noqa: F821

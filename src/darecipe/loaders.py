@@ -1,0 +1,295 @@
+"""Raw data sets -> one normalised task record (`TaskRecord`), built with polars.
+
+Loaders raise `InputError` (file, line, field on one line) for input that cannot be read at all, and send
+records that cannot be used to `rejects` with the reason; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from .io import InputError, read_jsonl, require
+
+
+@dataclass
+class TaskRecord:
+    id: str
+    source: str
+    question: str
+    answer: str
+    table: list[list[str]] | None = None
+    text: str | None = None
+    files: list[str] = field(default_factory=list)
+    kind: str = "tableqa"  # tableqa | tablegpt | file_database | file_csv | file_xlsx | file_any
+    meta: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "TaskRecord":
+        return cls(**d)
+
+
+class Rejects(list):
+    """Records that could not be used, each with where it came from and why."""
+
+    def add(self, where: str, rec_id: str, reason: str) -> None:
+        self.append({"where": where, "id": rec_id, "reason": reason})
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self:
+            k = r["reason"].split(":")[0]
+            out[k] = out.get(k, 0) + 1
+        return out
+
+
+def _unescape_tsv(s: str) -> str:
+    """WikiTQ's TSV escapes: \\n newline, \\p pipe, \\\\ backslash."""
+    out, i = [], 0
+    while i < len(s):
+        if s[i] == "\\" and i + 1 < len(s):
+            out.append({"n": "\n", "p": "|", "\\": "\\"}.get(s[i + 1], s[i + 1]))
+            i += 2
+        else:
+            out.append(s[i])
+            i += 1
+    return "".join(out)
+
+
+def read_tsv(path: Path, columns: tuple[str, ...]) -> pl.DataFrame:
+    """A TSV with a header naming at least `columns`; a line with the wrong number of fields is an error."""
+    rows: list[list[str]] = []
+    with open(path, "rb") as f:
+        header: list[str] | None = None
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as e:
+                raise InputError(f"{path}:{lineno}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
+            if not line:
+                continue
+            fields = line.split("\t")
+            if header is None:
+                header = fields
+                missing = [c for c in columns if c not in header]
+                if missing:
+                    raise InputError(f"{path}:{lineno}: header lacks column(s) {', '.join(missing)}")
+                continue
+            if len(fields) != len(header):
+                raise InputError(f"{path}:{lineno}: {len(fields)} tab-separated fields, the header has {len(header)}")
+            rows.append(fields + [str(lineno)])
+    if header is None:
+        raise InputError(f"{path}:1: empty file (no header)")
+    return pl.DataFrame(rows, schema=[*header, "_line"], orient="row")
+
+
+def read_wikitq_table(path: Path) -> list[list[str]]:
+    """WikiTQ CSVs write a quote inside a field as \\" (not RFC 4180's ""); see the data's NOTICE."""
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = [row for row in csv.reader(f, escapechar="\\", doublequote=False)]
+    if not rows:
+        raise ValueError("empty table")
+    return rows
+
+
+def load_wikitq(tsv: Path, root: Path, rejects: Rejects, limit: int | None = None) -> list[TaskRecord]:
+    """WikiTableQuestions TSV (id, utterance, context, targetValue) + its CSV tables under `root`."""
+    df = read_tsv(tsv, ("id", "utterance", "context", "targetValue"))
+    df = df.with_columns(
+        pl.col("utterance").map_elements(_unescape_tsv, return_dtype=pl.String).str.strip_chars(),
+        pl.col("targetValue").map_elements(_unescape_tsv, return_dtype=pl.String).str.strip_chars(),
+    )
+    out = []
+    for row in df.iter_rows(named=True):
+        where = f"{tsv}:{row['_line']}"
+        if not row["utterance"]:
+            rejects.add(where, row["id"], "empty question")
+            continue
+        if not row["targetValue"]:
+            rejects.add(where, row["id"], "empty gold answer")
+            continue
+        table_path = root / row["context"]
+        if not table_path.is_file():
+            rejects.add(where, row["id"], f"missing table: {row['context']}")
+            continue
+        try:
+            table = read_wikitq_table(table_path)
+        except (ValueError, UnicodeDecodeError, csv.Error) as e:
+            rejects.add(where, row["id"], f"unreadable table: {row['context']} ({e})")
+            continue
+        # Several gold values are separated by "|" in targetValue.
+        answer = " | ".join(v.strip() for v in row["targetValue"].split("|"))
+        out.append(TaskRecord(row["id"], "wikitq", row["utterance"], answer, table=table,
+                              meta={"context": row["context"], "answer_list": row["targetValue"].split("|")}))  # fmt: skip
+        if limit is not None and len(out) >= limit:
+            break
+    return out
+
+
+def _pipe_table(text: str) -> list[list[str]]:
+    return [[c.strip() for c in line.split(" | ")] for line in text.strip("\n").split("\n") if line.strip()]
+
+
+def _load_json_list(path: Path) -> list:
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[: e.start].count(b"\n") + 1
+        raise InputError(f"{path}:{line}: not valid UTF-8 ({e.reason})") from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}:{e.lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
+    if not isinstance(data, list):
+        raise InputError(f"{path}:1: expected a JSON list of records")
+    return data
+
+
+def load_finqa(path: Path, rejects: Rejects, limit: int | None = None) -> list[TaskRecord]:
+    """FinQA-family JSON: the Program-of-Thoughts packaging of ConvFinQA `Single_*` records, or FinQA's own format."""
+    out = []
+    for i, rec in enumerate(_load_json_list(path)):
+        where = f"{path}:record {i}"
+        rid = str(rec.get("id") or f"record-{i}")
+        if "qa" in rec:  # original FinQA: pre_text, post_text, table (rows), qa.question / qa.answer
+            qa = rec["qa"] or {}
+            question, answer = str(qa.get("question") or "").strip(), qa.get("exe_ans", qa.get("answer"))
+            table = rec.get("table")
+            text = " ".join(rec.get("pre_text", []) + rec.get("post_text", []))
+        else:  # PoT ConvFinQA: the conversation's turns, the final turn's answer
+            turns = [t.strip() for t in rec.get("questions") or [] if str(t).strip()]
+            question = _conversation(turns)
+            answer = rec.get("answer")
+            table = _pipe_table(rec["table"]) if rec.get("table") else None
+            text = rec.get("text")
+        if not question:
+            rejects.add(where, rid, "empty question")
+            continue
+        if answer in (None, ""):
+            rejects.add(where, rid, "empty gold answer")
+            continue
+        if not table:
+            rejects.add(where, rid, "missing table")
+            continue
+        out.append(TaskRecord(f"finqa-{rid.removeprefix('Single_')}", "finqa", question, _num_str(answer),
+                              table=table, text=text, meta={"program": (rec.get("programs") or [None])[-1]}))  # fmt: skip
+        if limit is not None and len(out) >= limit:
+            break
+    return out
+
+
+def _conversation(turns: list[str]) -> str:
+    if len(turns) <= 1:
+        return turns[0] if turns else ""
+    lines = "\n".join(f"{i}. {t}" for i, t in enumerate(turns, start=1))
+    return f"Answer the last question of this conversation about the report below.\n{lines}"
+
+
+def _num_str(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.5f}".rstrip("0").rstrip(".")
+    return str(v).strip()
+
+
+def load_tatqa(path: Path, rejects: Rejects, limit: int | None = None) -> list[TaskRecord]:
+    """TAT-QA in the Program-of-Thoughts packaging (question, answer list, answer_type, scale, text, table)."""
+    out = []
+    for i, rec in enumerate(_load_json_list(path)):
+        where = f"{path}:record {i}"
+        rid = str(rec.get("question_id") or f"record-{i}")
+        question = str(rec.get("question") or "").strip()
+        if not question:
+            rejects.add(where, rid, "empty question")
+            continue
+        ans = rec.get("answer")
+        if isinstance(ans, list):
+            answer = ", ".join(str(a) for a in ans)
+        else:
+            answer = _num_str(ans) if ans is not None else ""
+        if not answer:
+            rejects.add(where, rid, "empty gold answer")
+            continue
+        if not rec.get("table"):
+            rejects.add(where, rid, "missing table")
+            continue
+        out.append(TaskRecord(f"tatqa-{rid[:8]}", "tatqa", question, answer, table=_pipe_table(rec["table"]),
+                              text=rec.get("text"), meta={"answer_type": rec.get("answer_type"),
+                                                          "scale": rec.get("scale") or ""}))  # fmt: skip
+        if limit is not None and len(out) >= limit:
+            break
+    return out
+
+
+FILE_KINDS = ("file_database", "file_csv", "file_xlsx", "file_any")
+
+
+def load_file_tasks(path: Path, data_root: Path, rejects: Rejects) -> list[TaskRecord]:
+    """Hand-written file-handling tasks (JSONL): id, kind, question, answer, files; a file may be generated
+    at build time from a source (`{"name": "Invoice.csv", "from": "chinook/Chinook_Sqlite.sqlite", "table": "Invoice"}`)."""
+    out = []
+    for lineno, rec in read_jsonl(path):
+        where = f"{path}:{lineno}"
+        rid = require(rec, "id", str, where)
+        kind = require(rec, "kind", str, where)
+        if kind not in FILE_KINDS:
+            raise InputError(f"{where}: field 'kind': {kind!r} is not one of {FILE_KINDS}")
+        question = str(rec.get("question") or "").strip()
+        if not question:
+            rejects.add(where, rid, "empty question")
+            continue
+        answer = require(rec, "answer", str, where)
+        files = require(rec, "files", list, where)
+        for f in files:
+            src = data_root / (f["from"] if isinstance(f, dict) else f)
+            if not src.is_file():
+                raise InputError(f"{where}: field 'files': {src} does not exist")
+        out.append(TaskRecord(rid, "file", question, answer, files=files, kind=kind))
+    return out
+
+
+def materialise_files(files: list, data_root: Path, dest: Path) -> list[Path]:
+    """Copy a task's files into `dest`, generating CSV / XLSX variants from a table of a CSV or SQLite source."""
+    import shutil
+    import sqlite3
+
+    dest.mkdir(parents=True, exist_ok=True)
+    made = []
+    for f in files:
+        if isinstance(f, str):
+            src = data_root / f
+            shutil.copy2(src, dest / src.name)
+            made.append(dest / src.name)
+            continue
+        src, target = data_root / f["from"], dest / f["name"]
+        if src.suffix in (".sqlite", ".db"):
+            with sqlite3.connect(f"file:{src}?mode=ro", uri=True) as con:
+                df = pl.read_database(f'select * from "{f["table"]}"', con)
+        else:
+            df = pl.read_csv(src)
+        if target.suffix == ".csv":
+            df.write_csv(target)
+        elif target.suffix == ".xlsx":
+            df.to_pandas().to_excel(target, index=False, sheet_name=f.get("sheet", "Sheet1"), engine="openpyxl")
+        else:
+            raise InputError(f"cannot generate {target.name}: only .csv and .xlsx variants are supported")
+        made.append(target)
+    return made
+
+
+def table_text(rows: list[list[str]] | None, max_rows: int | None = None) -> str:
+    """A table as ` | `-separated lines (header first), cell line breaks flattened."""
+    if not rows:
+        return ""
+    shown = rows if max_rows is None else rows[: max_rows + 1]
+    buf = io.StringIO()
+    for row in shown:
+        buf.write(" | ".join(c.replace("\n", " ").strip() for c in row) + "\n")
+    if max_rows is not None and len(rows) > max_rows + 1:
+        buf.write(f"… ({len(rows) - 1} rows in all)\n")
+    return buf.getvalue().rstrip("\n")
