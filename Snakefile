@@ -22,6 +22,7 @@ rule all:
     default_target: True
     input:
         "results/checkpoints/stage3",
+        "results/data/reasoning",
     localrule: True
 
 
@@ -47,4 +48,6 @@ rule stage2_checkpoint:
 rule stage3_checkpoint:
     input:
         "results/checkpoints/stage3",
+        # the released data sets are products of the recipe too
+        "results/data/reasoning",
     localrule: True

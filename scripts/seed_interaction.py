@@ -15,8 +15,8 @@ def main(smk, log):
         Path(smk.input.seed), Path(smk.params.data_root), SandboxLimits(**smk.params.sandbox), rejects,
         progress=lambda rid: log(f"executed {rid}"),
     )  # fmt: skip
-    write_jsonl(smk.output.rejects, rejects.rows)
-    for r in rejects.rows:
+    write_jsonl(smk.output.rejects, rejects)
+    for r in rejects:
         log(f"rejected {r['id']} ({r['where']}): {r['reason']}")
     expected = dict(smk.params.counts)
     for path in smk.output.sets:
@@ -27,7 +27,7 @@ def main(smk, log):
             raise RuntimeError(f"{category}: {len(recs)} trajectories survived, file name promises {n}")
         write_text(path, json.dumps(recs, ensure_ascii=False, indent=1) + "\n")
     empty = sorted(set(expected) - set(by_cat))
-    log(f"{sum(map(len, by_cat.values()))} trajectories in {len(by_cat)} categories; {len(rejects.rows)} rejected")
+    log(f"{sum(map(len, by_cat.values()))} trajectories in {len(by_cat)} categories; {len(rejects)} rejected")
     if empty:
         log(f"categories with no seed trajectory yet: {', '.join(empty)}")
 

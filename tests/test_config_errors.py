@@ -8,7 +8,7 @@ from conftest import copy_repo, snakemake
 CASES = [
     ({"stage2": {"lr": 0.1}}, "unknown key stage2.lr"),
     ({"stage1": {"learning_rate": "fast"}}, "stage1.learning_rate: 'fast' is not of type 'number'"),
-    ({"seed": {"stage1": "resources/seed/missing.jsonl"}}, "seed.stage1: input file resources/seed/missing.jsonl does not exist"),
+    ({"stage1_data": {"file_tasks": "resources/seed/missing.jsonl"}}, "stage1_data.file_tasks: input file resources/seed/missing.jsonl does not exist"),
     ({"stage3": {"backend": "verl"}}, "stage3.backend: 'verl' is not one of ['swift', 'skyrl']"),
     ({"base_model": {"source": "local", "path": "nowhere/model"}}, "base_model.path: nowhere/model is not an HF checkpoint"),
     ({"sandbox": {"timeout_s": 0}}, "sandbox.timeout_s: 0 is less than or equal to the minimum of 0"),

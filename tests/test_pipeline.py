@@ -1,7 +1,9 @@
 """The embedded default, run for real from a clean copy of the repository (Snakemake + ms-swift on CPU)."""
 
 import json
-import shutil
+import os
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import yaml
@@ -14,13 +16,19 @@ from conftest import job_counts, snakemake
 pytestmark = pytest.mark.pipeline
 
 EVERY_JOB = {
-    "build_tiny_model", "extend_vocab", "seed_stage1", "seed_interaction", "seed_rl", "stage3_dataset",
-    "train_stage1", "train_stage2", "train_stage3", "stage3_checkpoint",
+    "build_tiny_model", "extend_vocab", "stage1_tasks", "stage1_distill", "stage1_refine", "stage1_tablegpt",
+    "stage1_file", "stage1_merge_set", "stage1_extra_set", "stage1_set_tokens", "stage1_mix", "reasoning_release",
+    "seed_interaction",
+    "seed_rl", "stage3_dataset", "train_stage1", "train_stage2", "train_stage3", "stage3_checkpoint",
 }  # fmt: skip
 
 
 def test_fresh_dry_run_lists_every_job(demo_run):
-    assert set(job_counts(demo_run["fresh_dry_run"])) == EVERY_JOB
+    counts = job_counts(demo_run["fresh_dry_run"])
+    assert set(counts) == EVERY_JOB
+    shards = 2  # config/config.yaml: stage1_data.shards
+    assert counts["stage1_distill"] == counts["stage1_refine"] == counts["stage1_tablegpt"] == shards
+    assert counts["stage1_file"] == 4 * shards  # file_database, file_csv, file_xlsx, file_any
 
 
 def test_stage3_checkpoint_loads_and_encodes_each_tag_as_one_token(demo_run):
@@ -69,14 +77,59 @@ def test_changing_stage2_lr_reruns_exactly_stage2_and_after(demo_run, tmp_path):
     assert "params have changed since last execution" in proc.stdout
 
 
-def test_changing_the_seed_interaction_data_reruns_its_consumers(demo_run, tmp_path):
-    work = demo_run["dir"]
-    seed = work / "resources/seed/interaction.jsonl"
-    backup = tmp_path / "interaction.jsonl"
-    shutil.copy2(seed, backup)
+@contextmanager
+def edited(path: Path, edit):
+    """`path` with `edit(text)` applied inside the block, restored (content and mtime) after it."""
+    original = path.read_bytes()
+    stat = path.stat()
+    path.write_text(edit(path.read_text()))
     try:
-        seed.write_text(seed.read_text().replace("Analyze which teaching method", "Analyse which teaching method"))
+        yield
+    finally:
+        path.write_bytes(original)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_changing_the_seed_interaction_data_reruns_its_consumers(demo_run):
+    work = demo_run["dir"]
+    with edited(work / "resources/seed/interaction.jsonl", lambda t: t.replace("Analyze which teaching", "Analyse which teaching")):
         proc = snakemake(work, "-n", "stage3_checkpoint")
         assert set(job_counts(proc.stdout)) == {"seed_interaction", "train_stage2", "train_stage3", "stage3_checkpoint"}
-    finally:
-        shutil.copy2(backup, seed)
+
+
+def test_stage1_data_from_the_recorded_teacher(demo_run):
+    """Every reasoning file is built; every record passes the checks and its answer matches gold."""
+    from darecipe.answers import answers_match
+    from darecipe.loaders import TaskRecord
+    from darecipe.tags import check_structure, final_answer
+
+    work = demo_run["dir"]
+    names = sorted(p.name for p in (work / "results/data/reasoning").glob("*.json"))
+    assert names == sorted(["SKGInstruct_3.json", "TableGPT_3.json", "TableQA_distillation_10.json",
+                            "TableQA_refinement_10.json", "file_any_1.json", "file_csv_1.json",
+                            "file_database_1.json", "file_xlsx_1.json", "math_3.json"])  # fmt: skip
+    tasks = {}
+    for kind in ("tableqa", "file"):
+        for line in (work / f"results/data/stage1/tasks/{kind}.jsonl").read_text().splitlines():
+            t = TaskRecord.from_json(json.loads(line))
+            tasks[t.id] = t
+    for name in names:
+        for rec in json.loads((work / "results/data/reasoning" / name).read_text()):
+            reply = rec["messages"][-1]["content"]
+            assert check_structure(reply).ok, (name, rec["id"])
+            if rec["id"] in tasks:
+                assert answers_match(final_answer(reply), tasks[rec["id"]].answer), (name, rec["id"])
+    train = [json.loads(line) for line in (work / "results/data/stage1/train.jsonl").read_text().splitlines()]
+    stats = json.loads((work / "results/data/stage1/stats.json").read_text())
+    assert len(train) == stats["records"] == 24
+    assert set(stats["by_role"]) == {"general_reasoning", "structured_knowledge", "data_science", "file"}
+    metrics = json.loads((work / "results/checkpoints/stage1/metrics.json").read_text())
+    assert metrics["train_set_tokens"]["records"] == 24
+
+
+def test_changing_the_cue_vocabulary_reruns_refinement_not_distillation(demo_run):
+    work = demo_run["dir"]
+    with edited(work / "config/reasoning_cues.txt", lambda t: t + "Let me look at the totals once more.\n"):
+        counts = job_counts(snakemake(work, "-n", "stage3_checkpoint").stdout)
+        assert counts["stage1_refine"] == 2 and "stage1_distill" not in counts and "stage1_tasks" not in counts
+        assert {"stage1_mix", "reasoning_release", "train_stage1", "train_stage2", "train_stage3"} <= set(counts)

@@ -50,7 +50,9 @@ def answers_match(pred: str | None, gold: str, rel_tol: float = 1e-3) -> bool:
     if p is None or g is None:
         return False
     (pv, pp), (gv, gp) = p, g
-    if numbers_match(pv, gv, rel_tol):
+    # Whole-number golds (years, counts) must match exactly; tolerance is for computed decimals.
+    tol = 0.0 if gv == int(gv) and "." not in gold else rel_tol
+    if numbers_match(pv, gv, tol):
         return True
     if pp != gp:  # 22.2 % vs 0.222
         return numbers_match(pv, gv * 100, rel_tol) or numbers_match(pv * 100, gv, rel_tol)

@@ -109,6 +109,8 @@ def load_wikitq(tsv: Path, root: Path, rejects: Rejects, limit: int | None = Non
     )
     out = []
     for row in df.iter_rows(named=True):
+        if limit is not None and len(out) >= limit:
+            break
         where = f"{tsv}:{row['_line']}"
         if not row["utterance"]:
             rejects.add(where, row["id"], "empty question")
@@ -129,8 +131,6 @@ def load_wikitq(tsv: Path, root: Path, rejects: Rejects, limit: int | None = Non
         answer = " | ".join(v.strip() for v in row["targetValue"].split("|"))
         out.append(TaskRecord(row["id"], "wikitq", row["utterance"], answer, table=table,
                               meta={"context": row["context"], "answer_list": row["targetValue"].split("|")}))  # fmt: skip
-        if limit is not None and len(out) >= limit:
-            break
     return out
 
 
@@ -155,6 +155,8 @@ def load_finqa(path: Path, rejects: Rejects, limit: int | None = None) -> list[T
     """FinQA-family JSON: the Program-of-Thoughts packaging of ConvFinQA `Single_*` records, or FinQA's own format."""
     out = []
     for i, rec in enumerate(_load_json_list(path)):
+        if limit is not None and len(out) >= limit:
+            break
         where = f"{path}:record {i}"
         rid = str(rec.get("id") or f"record-{i}")
         if "qa" in rec:  # original FinQA: pre_text, post_text, table (rows), qa.question / qa.answer
@@ -179,8 +181,6 @@ def load_finqa(path: Path, rejects: Rejects, limit: int | None = None) -> list[T
             continue
         out.append(TaskRecord(f"finqa-{rid.removeprefix('Single_')}", "finqa", question, _num_str(answer),
                               table=table, text=text, meta={"program": (rec.get("programs") or [None])[-1]}))  # fmt: skip
-        if limit is not None and len(out) >= limit:
-            break
     return out
 
 
@@ -201,6 +201,8 @@ def load_tatqa(path: Path, rejects: Rejects, limit: int | None = None) -> list[T
     """TAT-QA in the Program-of-Thoughts packaging (question, answer list, answer_type, scale, text, table)."""
     out = []
     for i, rec in enumerate(_load_json_list(path)):
+        if limit is not None and len(out) >= limit:
+            break
         where = f"{path}:record {i}"
         rid = str(rec.get("question_id") or f"record-{i}")
         question = str(rec.get("question") or "").strip()
@@ -221,8 +223,6 @@ def load_tatqa(path: Path, rejects: Rejects, limit: int | None = None) -> list[T
         out.append(TaskRecord(f"tatqa-{rid[:8]}", "tatqa", question, answer, table=_pipe_table(rec["table"]),
                               text=rec.get("text"), meta={"answer_type": rec.get("answer_type"),
                                                           "scale": rec.get("scale") or ""}))  # fmt: skip
-        if limit is not None and len(out) >= limit:
-            break
     return out
 
 

@@ -97,6 +97,11 @@ class FakeOpenAI:
         self.port = site._server.sockets[0].getsockname()[1]
         self._ready.set()
         self._loop.run_forever()
+        pending = asyncio.all_tasks(self._loop)
+        for task in pending:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self._loop.close()
 
     def _pick_fault(self, n: int, body: dict) -> str | None:
         if self.fault_plan:
