@@ -5,12 +5,13 @@ from pathlib import Path
 
 from darecipe.io import write_jsonl, write_text
 from darecipe.runlog import run_script
-from darecipe.sandbox import SandboxLimits
+from darecipe.sandbox import SandboxLimits, describe_isolation
 from darecipe.seed import Rejects, interaction_records
 
 
 def main(smk, log):
     rejects = Rejects()
+    log(describe_isolation(SandboxLimits(**smk.params.sandbox)))
     by_cat = interaction_records(
         Path(smk.input.seed), Path(smk.params.data_root), SandboxLimits(**smk.params.sandbox), rejects,
         progress=lambda rid: log(f"executed {rid}"),

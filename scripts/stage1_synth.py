@@ -11,7 +11,7 @@ from darecipe.llm import LLMRequest, LLMSettings, ResponseCache, run_requests
 from darecipe.loaders import Rejects, TaskRecord, materialise_files
 from darecipe.mix import set_records
 from darecipe.runlog import run_script
-from darecipe.sandbox import SandboxLimits
+from darecipe.sandbox import SandboxLimits, describe_isolation
 from darecipe.stage1 import (
     check_reasoning,
     distill_messages,
@@ -69,6 +69,8 @@ def main(smk, log):
 
         records = []
         limits = SandboxLimits(**p.sandbox) if p.kind == "file" else None
+        if limits:
+            log(describe_isolation(limits))
         for (t, _, extra), res in zip(jobs, results):
             where = f"{p.set} shard {shard}"
             if res.error:

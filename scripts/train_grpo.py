@@ -13,6 +13,7 @@ from darecipe.rollout import (
     summarise_rollouts,
 )
 from darecipe.runlog import run_script
+from darecipe.sandbox import SandboxLimits, describe_isolation
 from darecipe.swift_args import grpo_args
 
 
@@ -26,6 +27,7 @@ def main(smk, log):
         runs_root=Path(smk.params.runs_root), log=Path(smk.log[0]),
     )  # fmt: skip
     log("stage3: reward = rule-based terms only (format gate, exact match, code success rate, turns)")
+    log(describe_isolation(SandboxLimits(**smk.params.sandbox)))
 
     def env_for(run_dir: Path) -> dict:
         run_dir = run_dir.resolve()

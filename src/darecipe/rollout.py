@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .sandbox import SandboxLimits, execute_block
+from .sandbox import SandboxLimits, Session, execute_block
 from .tags import last_open_code
 
 WORKSPACE_ROOT_ENV = "DARECIPE_WORKSPACE_ROOT"
@@ -49,6 +49,10 @@ class Episode:
     max_tokens: int | None = None
     tokens: int = 0
     observations: list[str] = field(default_factory=list)
+    session: Session | None = None
+
+    def __post_init__(self) -> None:
+        self.session = Session(self.workdir, self.limits)
 
     def add_tokens(self, n: int) -> None:
         self.tokens += n
@@ -64,7 +68,7 @@ class Episode:
         return last_open_code(text)
 
     def execute(self, code: str) -> str:
-        obs, res = execute_block(code, self.workdir, self.limits)
+        obs, res = execute_block(code, self.workdir, self.limits, self.session)
         self.exec_total += 1
         self.exec_ok += int(res.ok)
         self.timeouts += int(res.timed_out)
@@ -81,6 +85,8 @@ class Episode:
         }
 
     def close(self) -> None:
+        if self.session:
+            self.session.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
