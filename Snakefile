@@ -12,7 +12,7 @@ configfile: "config/config.yaml"
 include: "rules/common.smk"
 include: "rules/vocab.smk"
 include: "rules/stage1_data.smk"
-include: "rules/seed_data.smk"
+include: "rules/synthesis.smk"
 include: "rules/stage1.smk"
 include: "rules/stage2.smk"
 include: "rules/stage3.smk"
@@ -23,6 +23,7 @@ rule all:
     input:
         "results/checkpoints/stage3",
         "results/data/reasoning",
+        "results/data/interaction",
     localrule: True
 
 
@@ -50,4 +51,5 @@ rule stage3_checkpoint:
         "results/checkpoints/stage3",
         # the released data sets are products of the recipe too
         "results/data/reasoning",
+        "results/data/interaction",
     localrule: True

@@ -7,7 +7,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from darecipe.config import ConfigError, check_paths, load_schema, validate_config
-from darecipe.seed import INTERACTION_CATEGORIES, RL_SETS
+from darecipe.synthesis import CATEGORY_GOALS, RL_SET_OF
 from darecipe.stage1 import SET_ROLES as STAGE1_SET_ROLES
 
 
@@ -40,8 +40,12 @@ TRAIN_ENV = (
 )
 
 
+INTERACTION_CATEGORIES = tuple(CATEGORY_GOALS)
+
+
 wildcard_constraints:
     category="|".join(INTERACTION_CATEGORIES),
+    workspace="[A-Za-z0-9_.-]+",
     shard=r"\d+",
 
 
@@ -50,28 +54,23 @@ def get_base_model():
     return config["base_model"]["path"]
 
 
-def get_interaction_counts():
-    """Trajectories per category in the seed file, so the outputs' names (<category>_N.json) are known up front."""
-    counts = {}
-    with open(config["seed"]["interaction"], encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if line.strip():
-                try:
-                    cat = json.loads(line)["category"]
-                except (ValueError, KeyError, TypeError):
-                    raise WorkflowError(
-                        f"{config['seed']['interaction']}:{lineno}: field 'category' missing or line not JSON"
-                    ) from None
-                counts[cat] = counts.get(cat, 0) + 1
-    return counts
+def get_category_workspaces(category):
+    names = config["synthesis"]["categories"].get(category, [])
+    return [f"results/data/synthesis/workspaces/{name}" for name in names]
+
+
+def get_all_workspaces():
+    names = sorted({n for names in config["synthesis"]["categories"].values() for n in names})
+    return [f"results/data/synthesis/workspaces/{name}" for name in names]
 
 
 def get_interaction_sets():
-    return [f"results/data/interaction/{cat}_{n}.json" for cat, n in sorted(get_interaction_counts().items())]
+    """Stage-2 inputs: the accepted trajectories of every category (empty categories give empty files)."""
+    return [f"results/data/synthesis/{category}.jsonl" for category in INTERACTION_CATEGORIES]
 
 
 def get_rl_sets():
-    return [f"results/data/rl/{name}.parquet" for name in RL_SETS]
+    return [f"results/data/rl/{name}.parquet" for name in dict.fromkeys(RL_SET_OF.values())]
 
 
 def canonical(value):

@@ -3,13 +3,17 @@
 from pathlib import Path
 
 from darecipe import training
+from darecipe.io import InputError
 from darecipe.runlog import run_script
 from darecipe.swift_args import sft_args
 
 
 def main(smk, log):
     hp = dict(smk.params.hp)
-    data = [Path(p) for p in smk.input.data]
+    data = [Path(p) for p in smk.input.data if Path(p).stat().st_size > 0]  # empty categories add nothing
+    if not data:
+        raise InputError(f"{smk.params.stage}: every training file is empty: {', '.join(smk.input.data)}")
+    log(f"{smk.params.stage}: training files: {', '.join(str(p) for p in data)}")
     stage = training.Stage(
         name=smk.params.stage, command="sft", base=Path(smk.input.model), data=data, params=hp,
         out=Path(smk.output[0]), runs_root=Path(smk.params.runs_root), log=Path(smk.log[0]),

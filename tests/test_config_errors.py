@@ -12,6 +12,9 @@ CASES = [
     ({"stage3": {"backend": "verl"}}, "stage3.backend: 'verl' is not one of ['swift', 'skyrl']"),
     ({"base_model": {"source": "local", "path": "nowhere/model"}}, "base_model.path: nowhere/model is not an HF checkpoint"),
     ({"sandbox": {"timeout_s": 0}}, "sandbox.timeout_s: 0 is less than or equal to the minimum of 0"),
+    ({"synthesis": {"workspaces": {"simpson": ["nowhere/Simpson.csv"]}}},
+     "synthesis.workspaces.simpson: input file resources/data/nowhere/Simpson.csv does not exist"),
+    ({"synthesis": {"categories": {"data_analysis": ["nope"]}}}, "synthesis.categories.data_analysis: unknown workspace 'nope'"),
 ]
 
 

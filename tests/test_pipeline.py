@@ -18,8 +18,8 @@ pytestmark = pytest.mark.pipeline
 EVERY_JOB = {
     "build_tiny_model", "extend_vocab", "stage1_tasks", "stage1_distill", "stage1_refine", "stage1_tablegpt",
     "stage1_file", "stage1_merge_set", "stage1_extra_set", "stage1_set_tokens", "stage1_mix", "reasoning_release",
-    "seed_interaction",
-    "seed_rl", "stage3_dataset", "train_stage1", "train_stage2", "train_stage3", "stage3_checkpoint",
+    "synth_workspace", "synth_category", "interaction_release", "rl_sets", "stage3_dataset", "train_stage1",
+    "train_stage2", "train_stage3", "stage3_checkpoint",
 }  # fmt: skip
 
 
@@ -90,11 +90,13 @@ def edited(path: Path, edit):
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
-def test_changing_the_seed_interaction_data_reruns_its_consumers(demo_run):
+def test_changing_the_inspector_prompt_reruns_synthesis_and_what_follows(demo_run):
     work = demo_run["dir"]
-    with edited(work / "resources/seed/interaction.jsonl", lambda t: t.replace("Analyze which teaching", "Analyse which teaching")):
-        proc = snakemake(work, "-n", "stage3_checkpoint")
-        assert set(job_counts(proc.stdout)) == {"seed_interaction", "train_stage2", "train_stage3", "stage3_checkpoint"}
+    with edited(work / "config/prompts/inspector.txt", lambda t: t + "Be strict.\n"):
+        counts = job_counts(snakemake(work, "-n", "stage3_checkpoint").stdout)
+        assert counts["synth_category"] == 12
+        assert {"interaction_release", "rl_sets", "train_stage2", "train_stage3"} <= set(counts)
+        assert not {"train_stage1", "stage1_distill", "synth_workspace"} & set(counts)
 
 
 def test_stage1_data_from_the_recorded_teacher(demo_run):
@@ -133,3 +135,42 @@ def test_changing_the_cue_vocabulary_reruns_refinement_not_distillation(demo_run
         counts = job_counts(snakemake(work, "-n", "stage3_checkpoint").stdout)
         assert counts["stage1_refine"] == 2 and "stage1_distill" not in counts and "stage1_tasks" not in counts
         assert {"stage1_mix", "reasoning_release", "train_stage1", "train_stage2", "train_stage3"} <= set(counts)
+
+
+def test_stage2_and_stage3_data_come_from_synthesis(demo_run):
+    """Accepted trajectories in the released layout (empty categories listed), each <Execute> reproducible;
+    RL parquet in the SkyRL schema with a workspace per row."""
+    import pyarrow.parquet as pq
+
+    from darecipe.sandbox import SandboxLimits
+    from darecipe.synthesis import RL_PARQUET_SCHEMA, rerun_blocks
+
+    work = demo_run["dir"]
+    counts = json.loads((work / "results/data/interaction/categories.json").read_text())
+    assert len(counts) == 12 and sum(counts.values()) == 6
+    released = sorted(p.name for p in (work / "results/data/interaction").glob("*_*.json"))
+    assert released == sorted(f"{c}_{n}.json" for c, n in counts.items() if n)
+    compared = 0
+    for path in (work / "results/data/synthesis").glob("*.jsonl"):
+        if path.name.endswith(".rl.jsonl") or path.name.endswith(".rejects.jsonl"):
+            continue
+        for line in path.read_text().splitlines():
+            rec = json.loads(line)
+            n, mismatches = rerun_blocks(rec["messages"][-1]["content"],
+                                         work / "results/data/synthesis/workspaces" / rec["workspace"], SandboxLimits())  # fmt: skip
+            assert not mismatches, (rec["id"], mismatches)
+            compared += n
+    print(f"re-ran and compared {compared} code blocks")
+    assert compared == 9  # the six demo trajectories hold 9 code blocks
+
+    methods = set()
+    for name in ("qa", "datatask", "research"):
+        table = pq.read_table(work / f"results/data/rl/{name}.parquet")
+        assert table.schema.equals(RL_PARQUET_SCHEMA)
+        for row in table.to_pylist():
+            assert row["env_class"] == "deepanalyze" and row["prompt"][0]["role"] == "user"
+            assert (work / "results/data/rl/workspaces" / row["data"] / row["workspace_id"]).is_dir()
+            methods.add(row["reward_spec"]["method"])
+            if row["reward_spec"]["method"] == "qa":
+                assert row["reward_spec"]["ground_truth"]
+    assert methods == {"qa", "datatask", "openresearch"}

@@ -102,17 +102,29 @@ def check_paths(config: dict, sources: str = "config") -> None:
             raise ConfigError(f"{sources}: base_model.path: {p} is not an HF checkpoint directory (no config.json)")
     if base["source"] == "hub" and not base.get("hub_id"):
         raise ConfigError(f"{sources}: base_model.hub_id: required when base_model.source is 'hub'")
-    files = {f"seed.{k}": config["seed"][k] for k in ("interaction", "rl_tasks")}
+    files = {}
     d = config["stage1_data"]
     files.update({"stage1_data.wikitq.tsv": d["wikitq"]["tsv"], "stage1_data.finqa.path": d["finqa"]["path"],
                   "stage1_data.tatqa.path": d["tatqa"]["path"], "stage1_data.file_tasks": d["file_tasks"],
                   "stage1_data.cues": d["cues"]})  # fmt: skip
     files.update({f"stage1_data.prompts.{k}": v for k, v in d["prompts"].items()})
     files.update({f"stage1_data.extra_sets.{k}": v for k, v in d["extra_sets"].items()})
+    syn = config["synthesis"]
+    files.update({f"synthesis.prompts.{k}": v for k, v in syn["prompts"].items()})
+    for name, ws_files in syn["workspaces"].items():
+        for f in ws_files:
+            rel = f["from"] if isinstance(f, dict) else f
+            files[f"synthesis.workspaces.{name}"] = str(Path(syn["data_root"]) / rel)
+            if not Path(files[f"synthesis.workspaces.{name}"]).is_file():
+                break
+    for category, names in syn["categories"].items():
+        unknown = [n for n in names if n not in syn["workspaces"]]
+        if unknown:
+            raise ConfigError(f"{sources}: synthesis.categories.{category}: unknown workspace {unknown[0]!r}")
     for key, path in files.items():
         if not Path(path).is_file():
             raise ConfigError(f"{sources}: {key}: input file {path} does not exist")
-    dirs = {"seed.data_root": config["seed"]["data_root"], "stage1_data.data_root": d["data_root"],
+    dirs = {"synthesis.data_root": syn["data_root"], "stage1_data.data_root": d["data_root"],
             "stage1_data.wikitq.root": d["wikitq"]["root"]}  # fmt: skip
     if config["llm"]["backend"] == "replay":
         dirs["llm.recordings"] = config["llm"]["recordings"]

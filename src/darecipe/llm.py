@@ -139,7 +139,7 @@ class Recordings:
         self.root = Path(root)
         self.by_key: dict[str, str] = {}
         self.ids: set[str] = set()
-        files = sorted(self.root.rglob("*.jsonl")) if self.root.is_dir() else []
+        files = sorted(self.root.glob("*.jsonl")) if self.root.is_dir() else []  # sources/ holds no recordings
         for path in files:
             for lineno, rec in read_jsonl(path):
                 if not isinstance(rec.get("key"), str) or not isinstance(rec.get("response"), str):

@@ -1,0 +1,119 @@
+"""Rule synth_category: questioner -> solver (real execution) -> inspector for one category of RECIPE §4.
+
+Writes the accepted trajectories (stage-2 records), the RL tasks (stage-3), rejects with the inspector's reasons,
+and metrics. Every teacher call goes through the LLM layer (cache, retries, replay in the embedded default)."""
+
+import tempfile
+from pathlib import Path
+
+from darecipe.agent import ChatGenerator, State, run_agents
+from darecipe.io import write_json, write_jsonl
+from darecipe.llm import LLMRequest, LLMSettings, ResponseCache, run_requests
+from darecipe.loaders import Rejects
+from darecipe.prompts import task_prompt
+from darecipe.runlog import run_script
+from darecipe.sandbox import SandboxLimits, describe_isolation
+from darecipe.stage1 import load_template
+from darecipe.synthesis import (
+    copy_workspace_files,
+    workspace_files,
+    deterministic_checks,
+    inspector_messages,
+    parse_tasks,
+    parse_verdict,
+    questioner_messages,
+    rl_row,
+    sft_record,
+    solver_system,
+)
+
+
+def main(smk, log):
+    category, p = smk.wildcards.category, smk.params
+    settings = LLMSettings.from_config(smk.config["llm"])
+    limits = SandboxLimits(**p.sandbox)
+    cache_root = Path(smk.config["llm"]["cache_dir"]) / "synthesis" / category
+    rejects, sft, rl = Rejects(), [], []
+    workspaces = {Path(w).name: Path(w) for w in smk.input.workspaces}
+    log(f"{category}: workspaces {', '.join(workspaces) or '(none configured: the category stays empty)'}")
+    log(describe_isolation(limits))
+
+    # 1. questioner
+    q_tpl = load_template(smk.input.questioner)
+    q_reqs = [
+        LLMRequest(f"{category}/{name}", questioner_messages(q_tpl, category, name, workspace_files(ws),
+                                                              p.sft_per_workspace, p.rl_per_workspace))
+        for name, ws in workspaces.items()
+    ]  # fmt: skip
+    cache = ResponseCache(cache_root / "questioner.jsonl")
+    q_res, q_tot = run_requests(settings, q_reqs, cache, log=log, progress=False)
+    cache.close()
+    tasks = []
+    for req, res in zip(q_reqs, q_res):
+        name = req.id.split("/", 1)[1]
+        if res.error:
+            rejects.add("questioner", req.id, res.error)
+            continue
+        found, problems = parse_tasks(res.text, category, name)
+        tasks += found
+        for prob in problems:
+            rejects.add("questioner", req.id, f"unusable task: {prob}")
+    sft_tasks = [t for t in tasks if t.purpose == "sft"]
+    log(f"questioner: {len(sft_tasks)} trajectory tasks, {len(tasks) - len(sft_tasks)} RL tasks")
+
+    for t in tasks:
+        if t.purpose == "rl":
+            files = workspace_files(workspaces[t.workspace])
+            rl.append({"task": t.to_json(), "row": rl_row(t, task_prompt(t.task, files))})
+
+    # 2. solver: the agent loop, for real, each trajectory in its own copy of the workspace
+    s_tpl = load_template(smk.input.solver)
+    by_id = {t.id: t for t in sft_tasks}
+    with tempfile.TemporaryDirectory(prefix=f"synth-{category}-") as tmp:
+        copies = []
+        for t in sft_tasks:
+            dest = Path(tmp) / t.id / "ws"
+            copy_workspace_files(workspaces[t.workspace], dest)
+            copies.append(dest)
+        states = [State(t.id, task_prompt(t.task, workspace_files(workspaces[t.workspace]))) for t in sft_tasks]
+        solver_cache = ResponseCache(cache_root / "solver.jsonl")
+        solver = ChatGenerator(settings, solver_cache, lambda s: solver_system(s_tpl, by_id[s.id]), log=log)
+        trajs = run_agents(solver, states, copies, limits, max_turns=p.max_turns,
+                           progress=lambda turn: log(f"solver: turn {turn} done"))  # fmt: skip
+        solver_cache.close()
+
+    # 3. inspector: deterministic checks, then the checklist through the LLM
+    i_tpl = load_template(smk.input.inspector)
+    to_judge = []
+    for traj in trajs:
+        reasons = deterministic_checks(traj)
+        if reasons:
+            rejects.add("inspector (deterministic)", traj.id, "; ".join(reasons))
+        else:
+            to_judge.append(traj)
+    i_reqs = [LLMRequest(t.id, inspector_messages(i_tpl, by_id[t.id], t)) for t in to_judge]
+    cache = ResponseCache(cache_root / "inspector.jsonl")
+    i_res, i_tot = run_requests(settings, i_reqs, cache, log=log, progress=False)
+    cache.close()
+    for traj, res in zip(to_judge, i_res):
+        verdict = parse_verdict(res.text) if not res.error else None
+        if verdict is None:
+            rejects.add("inspector", traj.id, res.error)
+        elif not verdict.accept:
+            rejects.add("inspector", traj.id, "rejected by the inspector: " + "; ".join(verdict.reasons))
+        else:
+            sft.append(sft_record(by_id[traj.id], traj))
+
+    write_jsonl(smk.output.sft, sft)
+    write_jsonl(smk.output.rl, rl)
+    write_jsonl(smk.output.rejects, rejects)
+    llm = {role: tot.as_dict() for role, tot in (("questioner", q_tot), ("solver", solver.totals), ("inspector", i_tot))}
+    write_json(smk.output.metrics, {"category": category, "tasks": len(tasks), "trajectories": len(trajs),
+                                    "accepted": len(sft), "rl_tasks": len(rl), "rejected": len(rejects),
+                                    "reject_reasons": rejects.counts(), "llm": llm})  # fmt: skip
+    log(f"{category}: {len(sft)} trajectories accepted, {len(rl)} RL tasks, {len(rejects)} rejected {rejects.counts()}")
+    for r in rejects:
+        log(f"  rejected {r['id']} ({r['where']}): {r['reason']}")
+
+
+run_script(main, snakemake)  # noqa: F821

@@ -1,0 +1,273 @@
+"""Multi-agent synthesis of stage-2 trajectories and stage-3 RL tasks (RECIPE §4-§5).
+
+questioner  -> proposes tasks for a category over a workspace, each with a checklist (turn budget, libraries,
+               what the answer must contain); tasks meant for RL also carry the reward method (and, for `qa`,
+               the short gold answer)
+solver      -> runs the agent loop for real in a private copy of the workspace
+inspector   -> deterministic checks first (tags balanced and ordered, every <Code> followed by its <Execute>,
+               exactly one final <Answer>, the final code ran without error), then the checklist, judged by the LLM
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from string import Template
+
+import polars as pl
+import pyarrow as pa
+
+from .agent import Trajectory
+from .io import InputError
+from .loaders import materialise_files
+from .prompts import task_prompt
+from .tags import check_structure
+
+CATEGORY_GOALS = {
+    "data_pipeline": "an end-to-end pipeline: load, clean, transform and summarise the data in several steps",
+    "data_preparation": "preparing data for analysis: joining, reshaping, deriving columns, saving a tidy file",
+    "data_cleaning": "finding and fixing data-quality problems: missing values, duplicates, inconsistent values",
+    "data_analysis": "a focused analytical question answered with statistics computed from the data",
+    "data_insight": "a question whose answer is an insight or pattern discovered in the data",
+    "research_database": "an open research question over a SQLite database, answered with SQL and analysis",
+    "research_xlsx": "an open research question over Excel workbooks",
+    "research_other": "an open research question over the given files",
+    "research_data_preparation": "a research-grade data preparation task with documented decisions",
+    "research_data_analysis": "a research-grade analysis with several angles on the data",
+    "research_data_insight": "a research question whose answer is a set of supported insights",
+    "research_report_generation": "a written data-science report with findings supported by computed numbers",
+}
+RL_METHODS = ("qa", "datatask", "openresearch")
+RL_SET_OF = {"qa": "qa", "datatask": "datatask", "openresearch": "research"}
+# The stage-3 parquet schema (SkyRL's, RECIPE §5); `function` is kept for compatibility and left empty.
+RL_PARQUET_SCHEMA = pa.schema([
+    ("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+    ("env_class", pa.string()),
+    ("reward_spec", pa.struct([("method", pa.string()), ("ground_truth", pa.string()), ("function", pa.string())])),
+    ("data", pa.string()),
+    ("workspace_id", pa.string()),
+    ("input_seq", pa.string()),
+])  # fmt: skip
+
+
+@dataclass
+class Task:
+    id: str
+    category: str
+    workspace: str
+    task: str
+    checklist: dict
+    purpose: str = "sft"  # sft | rl
+    rl_method: str | None = None
+    answer: str = ""
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Verdict:
+    accept: bool
+    reasons: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- workspaces
+
+
+def workspace_files(folder: Path) -> list[Path]:
+    """A workspace's data files, sorted (Snakemake's hidden .snakemake_timestamp and other dot-files left out)."""
+    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def copy_workspace_files(src: Path, dest: Path) -> None:
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns(".*"))
+
+
+def check_workspace(name: str, files: list[Path]) -> None:
+    """A workspace whose files cannot be used stops the rule with one line naming the file and the problem."""
+    if not files:
+        raise InputError(f"workspace {name}: no files")
+    for f in files:
+        try:
+            if f.suffix in (".sqlite", ".db"):
+                with sqlite3.connect(f"file:{f}?mode=ro", uri=True) as con:
+                    tables = con.execute("select name from sqlite_master where type='table'").fetchall()
+                if not tables:
+                    raise ValueError("a SQLite database with no tables")
+            elif f.suffix == ".csv":
+                if pl.read_csv(f, n_rows=5, infer_schema_length=0).height == 0:
+                    raise ValueError("an empty CSV (a header and no rows)")
+            elif f.suffix == ".xlsx":
+                import openpyxl
+
+                openpyxl.load_workbook(f, read_only=True).close()
+        except (sqlite3.DatabaseError, pl.exceptions.PolarsError, ValueError, OSError) as e:
+            raise InputError(f"workspace {name}: {f.name}: unusable ({e})") from None
+        except Exception as e:  # noqa: BLE001 - openpyxl raises many types for broken workbooks
+            raise InputError(f"workspace {name}: {f.name}: unusable ({type(e).__name__}: {e})") from None
+
+
+def build_workspace(name: str, files: list, data_root: Path, dest: Path) -> list[Path]:
+    for f in files:
+        src = data_root / (f["from"] if isinstance(f, dict) else f)
+        if not src.is_file():
+            raise InputError(f"workspace {name}: {src} does not exist")
+    made = materialise_files(files, data_root, dest)
+    check_workspace(name, made)
+    return made
+
+
+def preview(files: list[Path], rows: int = 3) -> str:
+    """A short look at each file for the questioner: columns and first rows, or the database's tables."""
+    out = []
+    for f in sorted(files, key=lambda p: p.name):
+        if f.suffix in (".sqlite", ".db"):
+            with sqlite3.connect(f"file:{f}?mode=ro", uri=True) as con:
+                tables = [r[0] for r in con.execute("select name from sqlite_master where type='table' order by name")]
+                desc = []
+                for t in tables:
+                    cols = [c[1] for c in con.execute(f'pragma table_info("{t}")')]
+                    n = con.execute(f'select count(*) from "{t}"').fetchone()[0]
+                    desc.append(f"  {t}({', '.join(cols)}): {n} rows")
+            out.append(f"{f.name}: SQLite database\n" + "\n".join(desc))
+        elif f.suffix in (".csv", ".xlsx"):
+            df = pl.read_csv(f) if f.suffix == ".csv" else pl.from_pandas(__import__("pandas").read_excel(f))
+            out.append(f"{f.name}: {df.height} rows, columns {', '.join(df.columns)}\n{df.head(rows)}")
+        else:
+            out.append(f"{f.name}: {f.stat().st_size} bytes")
+    return "\n\n".join(out)
+
+
+# ---------------------------------------------------------------- questioner
+
+
+def questioner_messages(tpl: Template, category: str, workspace: str, files: list[Path], n_sft: int, n_rl: int) -> list[dict]:
+    body = tpl.substitute(
+        category=category, goal=CATEGORY_GOALS[category], workspace=workspace, n_sft=n_sft, n_rl=n_rl,
+        data=task_prompt("(the task you write)", files).split("# Data\n", 1)[-1] if files else "(no files)",
+        preview=preview(files),
+    )  # fmt: skip
+    return [{"role": "user", "content": body}]
+
+
+def extract_json(text: str):
+    """The first JSON object in a reply: tolerates ``` fences, prose around it and trailing commas."""
+    m = re.search(r"```(?:json)?\s*(\{.*?\})\s*```", text, re.DOTALL)
+    candidate = m.group(1) if m else text[text.find("{") : text.rfind("}") + 1]
+    if not candidate:
+        raise ValueError("no JSON object in the reply")
+    try:
+        return json.loads(candidate)
+    except json.JSONDecodeError:
+        return json.loads(re.sub(r",\s*([}\]])", r"\1", candidate))
+
+
+def parse_tasks(reply: str, category: str, workspace: str) -> tuple[list[Task], list[str]]:
+    """Tasks from a questioner reply, plus the problems of the ones that could not be used."""
+    try:
+        data = extract_json(reply)
+    except (ValueError, json.JSONDecodeError) as e:
+        return [], [f"questioner reply is not JSON ({e})"]
+    tasks, problems = [], []
+    for i, t in enumerate(data.get("tasks", []) if isinstance(data, dict) else []):
+        tid = f"{category}-{workspace}-{i}"
+        if not isinstance(t, dict) or not str(t.get("task", "")).strip():
+            problems.append(f"{tid}: no task text")
+            continue
+        purpose = t.get("purpose", "sft")
+        method = t.get("rl_method")
+        if purpose == "rl" and method not in RL_METHODS:
+            problems.append(f"{tid}: an RL task needs rl_method in {RL_METHODS}")
+            continue
+        if purpose == "rl" and method == "qa" and not str(t.get("answer", "")).strip():
+            problems.append(f"{tid}: a qa task needs a short gold answer")
+            continue
+        checklist = t.get("checklist") if isinstance(t.get("checklist"), dict) else {}
+        tasks.append(Task(tid, category, workspace, str(t["task"]).strip(), checklist, purpose, method,
+                          str(t.get("answer", "")).strip()))  # fmt: skip
+    return tasks, problems
+
+
+# ---------------------------------------------------------------- solver and inspector
+
+
+def solver_system(tpl: Template, task: Task) -> str:
+    c = task.checklist
+    return tpl.substitute(
+        turn_budget=c.get("turn_budget", "a few"),
+        libraries=", ".join(c.get("libraries", [])) or "any of the standard data libraries",
+        must_contain="; ".join(c.get("answer_must_contain", [])) or "a direct answer to the task",
+    )
+
+
+def deterministic_checks(traj: Trajectory) -> list[str]:
+    """The inspector's checks that need no model."""
+    reasons = list(check_structure(traj.text).reasons)
+    if traj.stop != "answer":
+        reasons.append({"no_code": "stopped without <Answer>", "max_turns": "turn limit reached without <Answer>",
+                        "error": f"generation failed: {traj.error}"}.get(traj.stop, traj.stop))  # fmt: skip
+    if traj.results and not traj.results[-1].ok:
+        reasons.append("the final code block failed")
+    if not traj.results:
+        reasons.append("no code was run")
+    return reasons
+
+
+def inspector_messages(tpl: Template, task: Task, traj: Trajectory) -> list[dict]:
+    return [{"role": "user", "content": tpl.substitute(task=task.task, checklist=json.dumps(task.checklist, indent=1),
+                                                       trajectory=traj.text)}]  # fmt: skip
+
+
+def parse_verdict(reply: str) -> Verdict:
+    try:
+        data = extract_json(reply)
+    except (ValueError, json.JSONDecodeError):
+        return Verdict(False, ["inspector reply is not JSON"])
+    accept = data.get("accept")
+    if not isinstance(accept, bool):
+        return Verdict(False, ["inspector reply has no boolean 'accept'"])
+    reasons = data.get("reasons") or []
+    return Verdict(accept, [str(r) for r in reasons] if isinstance(reasons, list) else [str(reasons)])
+
+
+def sft_record(task: Task, traj: Trajectory) -> dict:
+    return {
+        "messages": [{"role": "user", "content": traj.prompt}, {"role": "assistant", "content": traj.text}],
+        "id": task.id, "category": task.category, "workspace": task.workspace, "task": task.task,
+        "checklist": json.dumps(task.checklist, ensure_ascii=False), "turns": traj.turns, "exec_ok": traj.exec_ok, "exec_total": traj.exec_total,
+    }  # fmt: skip
+
+
+def rl_row(task: Task, prompt: str) -> dict:
+    """A SkyRL-schema row (RECIPE §5)."""
+    return {
+        "prompt": [{"role": "user", "content": prompt}],
+        "env_class": "deepanalyze",
+        "reward_spec": {"method": task.rl_method, "ground_truth": task.answer, "function": ""},
+        "data": task.workspace,
+        "workspace_id": task.id,
+        "input_seq": task.task,
+    }
+
+
+def rerun_blocks(text: str, workspace: Path, limits) -> tuple[int, list[str]]:
+    """Re-run a trajectory's code blocks in order in a fresh copy of its workspace and compare each output
+    with the recorded <Execute>. Returns (blocks compared, mismatches)."""
+    import tempfile
+
+    from .sandbox import run_code
+
+    pairs = re.findall(r"<Code>(.*?)</Code><Execute>\n(.*?)\n</Execute>", text, re.DOTALL)
+    mismatches = []
+    with tempfile.TemporaryDirectory(prefix="rerun-") as tmp:
+        ws = Path(tmp) / "ws"
+        copy_workspace_files(workspace, ws)
+        for i, (code, recorded) in enumerate(pairs):
+            again = run_code(code, ws, limits).observation
+            if again != recorded:
+                mismatches.append(f"block {i}: recorded {recorded[:80]!r}, re-run gives {again[:80]!r}")
+    return len(pairs), mismatches
