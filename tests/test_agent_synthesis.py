@@ -137,3 +137,12 @@ def test_synthesis_rule_against_the_test_server(tmp_path_factory, monkeypatch):
     assert rl[0]["row"]["reward_spec"] == {"method": "qa", "ground_truth": "2000", "function": ""}
     metrics = json.loads((out / "data_analysis.metrics.json").read_text())
     assert metrics["accepted"] == 1 and metrics["rejected"] == 1
+
+
+def test_a_local_hf_model_drives_the_same_loop(tiny_vocab, ws):
+    from darecipe.agent import HFGenerator
+
+    gen = HFGenerator(tiny_vocab, max_new_tokens=8)
+    (t,) = run_agents(gen, [State("a", "How many rows does t.csv have?")], [ws], SandboxLimits(), max_turns=2)
+    # A random tiny model writes no tags: the loop ends after its first turn without code, and says why.
+    assert t.turns == 1 and t.stop == "no_code" and len(gen.tok.encode(t.text, add_special_tokens=False)) <= 8
