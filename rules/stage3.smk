@@ -19,6 +19,7 @@ rule train_stage3:
         model="results/checkpoints/stage2",
         data="results/data/rl/swift_train.jsonl",
         workspaces="results/data/rl/workspaces",
+        judge_prompts=list(config["judge"]["prompts"].values()),
     output:
         directory("results/checkpoints/stage3"),
     log:
@@ -32,6 +33,10 @@ rule train_stage3:
     params:
         hp=training_params("stage3"),
         sandbox=canonical(config["sandbox"]),
+        # what the reward depends on (endpoint and concurrency settings do not change it)
+        judge_identity=canonical(
+            {k: config["judge"][k] for k in ("backend", "model", "sampling", "prompts", "on_unparseable")}
+        ),
         runs_root=RUNS_ROOT,
     script:
         "../scripts/train_grpo.py"

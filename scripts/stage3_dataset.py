@@ -18,6 +18,7 @@ def main(smk, log):
                     "ground_truth": spec["ground_truth"],
                     "data": r["data"],
                     "workspace_id": r["workspace_id"],
+                    "task": r["input_seq"],
                 }
             )
     n = write_jsonl(smk.output[0], rows)

@@ -4,8 +4,11 @@ import json
 from pathlib import Path
 
 from darecipe import training
+from darecipe.judge import preflight
+from darecipe.llm import LLMSettings
 from darecipe.rollout import (
     EPISODE_ENV,
+    JUDGE_ENV,
     ROLLOUT_DIR_ENV,
     ROLLOUT_LOG_ENV,
     SANDBOX_ENV,
@@ -23,10 +26,19 @@ def main(smk, log):
     workspaces = Path(smk.input.workspaces).resolve()
     stage = training.Stage(
         name="stage3", command="rlhf", base=Path(smk.input.model), data=[dataset, Path(smk.input.workspaces)],
-        params={**hp, "sandbox": dict(smk.params.sandbox)}, out=Path(smk.output[0]),
+        params={**hp, "sandbox": dict(smk.params.sandbox), "judge": smk.params.judge_identity}, out=Path(smk.output[0]),
         runs_root=Path(smk.params.runs_root), log=Path(smk.log[0]),
     )  # fmt: skip
-    log("stage3: reward = rule-based terms only (format gate, exact match, code success rate, turns)")
+    jcfg = dict(smk.config["judge"])  # endpoint and concurrency come from the config; what matters is in params
+    if jcfg["backend"] == "none":
+        log("stage3: judge.backend is none: the LLM-judge terms are dropped from the reward (qa: exact match only; "
+            "datatask: code success rate; openresearch: code success rate and turns)")  # fmt: skip
+    else:
+        settings = LLMSettings.from_config(jcfg)
+        log(f"stage3: judge {settings.model} ({jcfg['backend']}, {settings.base_url or 'default endpoint'}) scores "
+            "the answers; reward = RECIPE §6 with the judge terms")  # fmt: skip
+        if jcfg["backend"] == "openai":
+            preflight(settings)  # no key or no endpoint: stop here, before training, with one line
     log(describe_isolation(SandboxLimits(**smk.params.sandbox)))
 
     def env_for(run_dir: Path) -> dict:
@@ -37,6 +49,7 @@ def main(smk, log):
             SANDBOX_ENV: json.dumps(dict(smk.params.sandbox)),
             EPISODE_ENV: json.dumps({"max_trajectory_length": hp["max_trajectory_length"]}),
             ROLLOUT_LOG_ENV: str(run_dir / "rollouts.jsonl"),
+            JUDGE_ENV: json.dumps({**jcfg, "cache": str(run_dir / "judge-cache.jsonl")}),
         }
 
     metrics = training.run(

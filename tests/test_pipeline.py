@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -174,3 +175,38 @@ def test_stage2_and_stage3_data_come_from_synthesis(demo_run):
             if row["reward_spec"]["method"] == "qa":
                 assert row["reward_spec"]["ground_truth"]
     assert methods == {"qa", "datatask", "openresearch"}
+
+
+def test_stage3_says_when_there_is_no_judge(demo_run):
+    first = (demo_run["dir"] / "logs/train_stage3.log").read_text().splitlines()[0]
+    assert "judge.backend is none: the LLM-judge terms are dropped from the reward" in first
+
+
+def test_stage3_with_a_judge_on_the_local_test_server(demo_run, tmp_path, monkeypatch):
+    from darecipe.testserver import FakeOpenAI
+
+    work = tmp_path / "work"
+    shutil.copytree(demo_run["dir"], work, symlinks=True)
+    monkeypatch.setenv("DARECIPE_TEST_KEY", "sk-dummy")
+
+    def verdict(messages, body):
+        prompt = messages[-1]["content"]
+        if "correct answer" in prompt:
+            return '{"score": 2}'
+        if "accuracy" in prompt:
+            return '{"accuracy": 3}'
+        return json.dumps(dict.fromkeys(["usefulness", "richness", "soundness", "interpretability", "readability"], 4))
+
+    with FakeOpenAI(reply=verdict) as server:
+        overlay = {"judge": {"backend": "openai", "model": "judge", "base_url": server.base_url,
+                             "api_key_env": "DARECIPE_TEST_KEY", "max_retries": 0}}  # fmt: skip
+        (work / "judge.yaml").write_text(yaml.safe_dump(overlay))
+        proc = snakemake(work, "stage3_checkpoint", "--cores", "2", "--configfile", "config/config.yaml", "judge.yaml")
+        assert set(job_counts(proc.stdout + proc.stderr)) == {"train_stage3", "stage3_checkpoint"}
+        calls = server.requests
+    metrics = json.loads((work / "results/checkpoints/stage3/metrics.json").read_text())
+    run_dir = work / metrics["run_dir"]
+    rollouts = [json.loads(line) for line in (run_dir / "rollouts.jsonl").read_text().splitlines()]
+    assert calls == 1 + len(rollouts)  # the pre-flight probe, then one verdict per rollout
+    assert all(r["judge"] for r in rollouts)
+    assert "scores the answers; reward = RECIPE §6 with the judge terms" in (work / "logs/train_stage3.log").read_text()

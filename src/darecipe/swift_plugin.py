@@ -14,8 +14,10 @@ from swift.loss_scale.mapping import loss_scale_map
 from swift.rewards.orm import ORM, orms
 from swift.rollout.multi_turn import MultiTurnScheduler, multi_turns
 
+from darecipe.judge import JudgeItem, judge, load_templates
+from darecipe.llm import LLMSettings, ResponseCache
 from darecipe.reward import RewardInput, compute_reward
-from darecipe.rollout import EPISODE_ENV, SANDBOX_ENV, Episode, log_rollout, open_episode
+from darecipe.rollout import EPISODE_ENV, JUDGE_ENV, SANDBOX_ENV, Episode, log_rollout, open_episode
 from darecipe.sandbox import SandboxLimits
 
 EXECUTE_SPAN = r"<Execute>.*?</Execute>"
@@ -94,18 +96,39 @@ class DeepAnalyzeScheduler(MultiTurnScheduler):
 
 
 class DeepAnalyzeReward(ORM):
-    """Rule-based part of RECIPE §6, given once at the end of each episode."""
+    """RECIPE §6, given once at the end of each episode: the rule-based terms plus, when a judge is configured,
+    the LLM judge's terms (`DARECIPE_JUDGE` holds the judge settings; without it the judge terms are dropped)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        cfg = json.loads(os.environ.get(JUDGE_ENV, "null") or "null")
+        self.judge_cfg = cfg if cfg and cfg.get("backend") != "none" else None
+        if self.judge_cfg:
+            self.judge_settings = LLMSettings.from_config(self.judge_cfg)
+            self.templates = load_templates(self.judge_cfg["prompts"])
+            self.judge_cache = ResponseCache(self.judge_cfg.get("cache"))
+
+    def _judge(self, completions, methods, golds, tasks, step):
+        if not self.judge_cfg:
+            return [None] * len(completions), {}
+        items = [JudgeItem(f"step{step}-{i}", m, t, str(g), c)
+                 for i, (c, m, g, t) in enumerate(zip(completions, methods, golds, tasks))]  # fmt: skip
+        stats = judge(self.judge_settings, self.templates, items, self.judge_cache,
+                      self.judge_cfg["parse_retries"], self.judge_cfg["on_unparseable"])  # fmt: skip
+        return stats.per_item, {"judge_unparseable": stats.unparseable}
 
     def __call__(self, completions, **kwargs):
         n = len(completions)
         methods = kwargs.get("method") or ["qa"] * n
         golds = kwargs.get("ground_truth") or [""] * n
+        tasks = kwargs.get("task") or [""] * n
         infos = kwargs.get("rollout_infos") or [{}] * n
         truncated = kwargs.get("is_truncated") or [False] * n
         state = kwargs.get("trainer_state")
         step = int(getattr(state, "global_step", 0)) + 1
+        verdicts, counts = self._judge(completions, methods, golds, tasks, step)
         out = []
-        for text, method, gold, info, trunc in zip(completions, methods, golds, infos, truncated):
+        for text, method, gold, info, trunc, verdict in zip(completions, methods, golds, infos, truncated, verdicts):
             info = info or {}
             res = compute_reward(
                 RewardInput(
@@ -116,10 +139,12 @@ class DeepAnalyzeReward(ORM):
                     exec_total=int(info.get("exec_total", 0)),
                     turns=int(info.get("num_turns", 1)),
                     truncated=bool(trunc) or bool(info.get("over_length")),
+                    judge=verdict,
                 )
             )
             out.append(res.reward)
-            log_rollout({"step": step, "method": method, "reward": res.reward, "gate": res.gate, "terms": res.terms, **info})
+            log_rollout({"step": step, "method": method, "reward": res.reward, "gate": res.gate, "terms": res.terms,
+                         "judge": verdict, **counts, **info})  # fmt: skip
         return out
 
 
