@@ -38,6 +38,7 @@ TRAIN_ENV = (
     if any(config[s].get(k) for s in ("stage1", "stage2", "stage3") for k in CLUSTER_KEYS)
     else "../envs/train.yaml"
 )
+STAGE3_ENV = "../envs/skyrl.yaml" if config["stage3"]["backend"] == "skyrl" else TRAIN_ENV
 
 
 INTERACTION_CATEGORIES = tuple(CATEGORY_GOALS)

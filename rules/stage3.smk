@@ -19,6 +19,7 @@ rule train_stage3:
         model="results/checkpoints/stage2",
         data="results/data/rl/swift_train.jsonl",
         workspaces="results/data/rl/workspaces",
+        rl_sets=get_rl_sets(),
         judge_prompts=list(config["judge"]["prompts"].values()),
     output:
         directory("results/checkpoints/stage3"),
@@ -27,7 +28,7 @@ rule train_stage3:
     benchmark:
         "benchmarks/train_stage3.tsv"
     conda:
-        TRAIN_ENV
+        STAGE3_ENV
     resources:
         gpu=config["stage3"]["gpus"],
     params:

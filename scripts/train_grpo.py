@@ -17,6 +17,7 @@ from darecipe.rollout import (
 )
 from darecipe.runlog import run_script
 from darecipe.sandbox import SandboxLimits, describe_isolation
+from darecipe.stage3 import stage3_command
 from darecipe.swift_args import grpo_args
 
 
@@ -52,14 +53,27 @@ def main(smk, log):
             JUDGE_ENV: json.dumps({**jcfg, "cache": str(run_dir / "judge-cache.jsonl")}),
         }
 
-    metrics = training.run(
-        stage,
-        lambda out_dir: grpo_args(hp, stage.base, dataset, out_dir),
-        nproc=max(1, hp["gpus"]),
-        env_for=env_for,
-        extra_metrics=lambda run_dir: {"rollouts": summarise_rollouts(run_dir / "rollouts.jsonl")},
-        log=log,
-    )
+    if hp["backend"] == "skyrl":
+        tags = json.loads((stage.base / "tags.json").read_text())
+        from transformers import AutoTokenizer
+
+        stop_ids = [tags["</Code>"], AutoTokenizer.from_pretrained(stage.base).eos_token_id]
+        env = {"workspace_root": str(workspaces), "sandbox": dict(smk.params.sandbox)}
+        parquets = [Path(p) for p in smk.input.rl_sets]
+        metrics = training.run_skyrl(
+            stage,
+            lambda out_dir: stage3_command("skyrl", hp, stage.base, dataset, parquets, out_dir, stop_ids, env),
+            hp["gpus"], env_for, log=log,
+        )  # fmt: skip
+    else:
+        metrics = training.run(
+            stage,
+            lambda out_dir: grpo_args(hp, stage.base, dataset, out_dir),
+            nproc=max(1, hp["gpus"]),
+            env_for=env_for,
+            extra_metrics=lambda run_dir: {"rollouts": summarise_rollouts(run_dir / "rollouts.jsonl")},
+            log=log,
+        )
     log(f"exported {smk.output[0]} at step {metrics['global_step']}")
 
 

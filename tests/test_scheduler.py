@@ -133,3 +133,30 @@ def test_stop_string_dropped_by_the_engine_is_restored(tiny_vocab, env):
     tok = AutoTokenizer.from_pretrained(tiny_vocab)
     (out,), _ = rollout(tok, [[SUM.removesuffix("</Code>"), ANSWER]])
     assert SUM + "<Execute>\n4\n</Execute>" in out.messages[-1]["content"]
+
+
+def test_skyrl_environment_matches_the_swift_path(tiny_vocab, env):
+    """Same actions, same observations, same reward through both backends' environment code."""
+    from darecipe.skyrl_env import DeepAnalyzeEnv
+
+    tok = AutoTokenizer.from_pretrained(tiny_vocab)
+    bad = "<Analyze>x</Analyze><Code>```python\n1/0\n```</Code>"
+    actions = [SUM, bad, ANSWER]
+    (out,), _ = rollout(tok, [actions])
+    swift_text = out.messages[-1]["content"]
+    swift_reward = swift_plugin.DeepAnalyzeReward()([swift_text], method=["datatask"], ground_truth=["4"],
+                                                    rollout_infos=[out.rollout_infos])[0]  # fmt: skip
+
+    sky = DeepAnalyzeEnv({"max_turns": 5, "sandbox": {"timeout_s": 10}},
+                         {"reward_spec": {"method": "datatask", "ground_truth": "4"}, "data": "demo",
+                          "workspace_id": "task1", "input_seq": "Sum column a of t.csv."})  # fmt: skip
+    sky.init([{"role": "user", "content": "Sum column a of t.csv."}])
+    observations, step = [], None
+    for action in actions:
+        step = sky.step(action)
+        observations += [o["content"] for o in step["observations"]]
+    sky.close()
+    assert step["done"]
+    assert "".join(a + o for a, o in zip(actions, observations + [""])) == swift_text
+    assert observations == ["<Execute>\n4\n</Execute>", swift_text.split("</Code>")[2].split("<Analyze>")[0]]
+    assert step["reward"] == pytest.approx(swift_reward) == pytest.approx(0.5)  # one of two blocks ran

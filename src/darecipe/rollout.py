@@ -91,9 +91,10 @@ class Episode:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def open_episode(data: str, workspace_id: str, limits: SandboxLimits, max_tokens: int | None = None) -> Episode:
+def open_episode(data: str, workspace_id: str, limits: SandboxLimits, max_tokens: int | None = None,
+                 root: str | Path | None = None) -> Episode:  # fmt: skip
     """A new episode in a private copy of the task's workspace (roots from the environment the trainer set)."""
-    root = Path(os.environ.get(WORKSPACE_ROOT_ENV, "results/data/rl/workspaces"))
+    root = Path(root or os.environ.get(WORKSPACE_ROOT_ENV, "results/data/rl/workspaces"))
     parent = Path(os.environ.get(ROLLOUT_DIR_ENV) or tempfile.gettempdir())
     return Episode(copy_workspace(workspace_source(root, data, workspace_id), parent), limits, max_tokens=max_tokens)
 

@@ -178,6 +178,39 @@ def run(stage: Stage, args_for, nproc: int, env_for=None, extra_metrics=None, lo
     return metrics
 
 
+def run_skyrl(stage: Stage, argv_for, gpus: int, env_for, log=print) -> dict:
+    """The skyrl-train backend (cluster only): Ray is started inside the job's allocation and stopped after;
+    skyrl-train resumes from its own latest checkpoint (`trainer.resume_mode=latest`) in the run directory."""
+    key, desc = run_key(stage.name, stage.base, stage.data, stage.params)
+    run_dir = stage.runs_root / stage.name / key
+    output_dir = run_dir / "output"
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "run.json", desc)
+    existing = sorted(output_dir.glob("ckpt/global_step_*"))
+    log(f"{stage.name}: {'resuming from ' + existing[-1].name if existing else 'started fresh'} in run {run_dir} "
+        f"(skyrl-train, run key {key})")  # fmt: skip
+    env = {**os.environ, **OFFLINE_ENV, **env_for(run_dir)}
+    argv = argv_for(output_dir)
+    (run_dir / "command.sh").write_text(" ".join(_shquote(a) for a in argv) + "\n")
+    start = time.time()
+    ray = ["ray", "start", "--head", f"--num-gpus={gpus}", "--disable-usage-stats"]
+    if subprocess.run(ray, env=env).returncode != 0:
+        raise RuntimeError(f"{stage.name}: `ray start` failed inside the job")
+    try:
+        rc = _supervise(argv, env, stage.log)
+    finally:
+        subprocess.run(["ray", "stop", "--force"], env=env)
+    if rc != 0:
+        raise RuntimeError(f"{stage.name}: skyrl-train exited with status {rc}; see {stage.log}")
+    exports = sorted((p.parent for p in (output_dir / "export").rglob("config.json")), key=lambda p: p.stat().st_mtime)
+    if not exports:
+        raise RuntimeError(f"{stage.name}: skyrl-train left no HF export under {output_dir / 'export'}")
+    metrics = {"stage": stage.name, "run_key": key, "run_dir": str(run_dir), "backend": "skyrl",
+               "wall_seconds_this_attempt": round(time.time() - start, 2), "final_checkpoint": str(exports[-1])}  # fmt: skip
+    export(exports[-1], stage.out, metrics, extra_files=[stage.base / "tags.json"])
+    return metrics
+
+
 def _supervise(argv: list[str], env: dict, log_path: Path) -> int:
     """Run the trainer with output appended to the rule's log; forward termination signals to it."""
     with open(log_path, "a", encoding="utf-8") as logf:
