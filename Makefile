@@ -11,13 +11,16 @@ export PATH := $(BIN):$(PATH)
 export HF_HUB_OFFLINE := 1
 export MODELSCOPE_OFFLINE := 1
 
-.PHONY: install demo test lint dry-run clean-results help
+.PHONY: install demo test lint dry-run slurm-profile plan help
+SNAKEMAKE_PROFILES := $(HOME)/.config/snakemake
 
 help:
 	@echo "make demo    - install into $(VENV), then run the embedded default to stage3_checkpoint"
 	@echo "make test    - install into $(VENV), then run the test suite"
 	@echo "make lint    - snakemake --lint and snakefmt --check"
 	@echo "make dry-run - show the DAG (snakemake -n stage3_checkpoint)"
+	@echo "make slurm-profile - let 'snakemake --profile slurm' find profiles/slurm (link in ~/.config/snakemake)"
+	@echo "make plan    - GPU-hours and cost of the paper run per stage (results/plan.json)"
 
 install: $(STAMP)
 
@@ -47,3 +50,12 @@ lint: install
 
 dry-run: install
 	$(BIN)/snakemake -n stage3_checkpoint
+
+# Snakemake looks a profile name up in the working directory, then ~/.config/snakemake/, then /etc/xdg/snakemake/.
+slurm-profile:
+	mkdir -p $(SNAKEMAKE_PROFILES)
+	ln -sfn $(CURDIR)/profiles/slurm $(SNAKEMAKE_PROFILES)/slurm
+	@echo "profile 'slurm' -> $(CURDIR)/profiles/slurm; from this folder: snakemake --profile slurm stage3_checkpoint"
+
+plan: install
+	$(BIN)/snakemake plan --cores 1 --configfile config/deepanalyze-8b.yaml --replace-workflow-config

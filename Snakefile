@@ -53,3 +53,16 @@ rule stage3_checkpoint:
         "results/data/reasoning",
         "results/data/interaction",
     localrule: True
+
+
+# No declared output, so `snakemake plan` prints the table every time it is asked; it also writes results/plan.json.
+rule plan:
+    log:
+        "logs/plan.log",
+    localrule: True
+    conda:
+        "envs/data.yaml"
+    params:
+        out="results/plan.json",
+    script:
+        "scripts/plan.py"
