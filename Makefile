@@ -11,7 +11,7 @@ export PATH := $(BIN):$(PATH)
 export HF_HUB_OFFLINE := 1
 export MODELSCOPE_OFFLINE := 1
 
-.PHONY: install demo test lint dry-run slurm-profile plan help
+.PHONY: install demo test lint dry-run slurm-profile plan runs clean-runs help
 SNAKEMAKE_PROFILES := $(HOME)/.config/snakemake
 
 help:
@@ -21,6 +21,7 @@ help:
 	@echo "make dry-run - show the DAG (snakemake -n stage3_checkpoint)"
 	@echo "make slurm-profile - let 'snakemake --profile slurm' find profiles/slurm (link in ~/.config/snakemake)"
 	@echo "make plan    - GPU-hours and cost of the paper run per stage (results/plan.json)"
+	@echo "make runs    - list training run directories (current or stale); make clean-runs deletes stale ones"
 
 install: $(STAMP)
 
@@ -59,3 +60,9 @@ slurm-profile:
 
 plan: install
 	$(BIN)/snakemake plan --cores 1 --configfile config/deepanalyze-8b.yaml --replace-workflow-config
+
+runs: install
+	$(BIN)/python -m darecipe.runs list
+
+clean-runs: install
+	$(BIN)/python -m darecipe.runs clean --yes

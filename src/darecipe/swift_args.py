@@ -25,6 +25,8 @@ COMMON_FIXED = [
     "--add_version", "false",
     "--dataset_num_proc", "1",
     "--save_only_model", "false",
+    # SIGTERM / SIGINT / SIGUSR1 / SIGUSR2 (SLURM's warning before the time limit): save at the end of the step, stop.
+    "--callbacks", "graceful_exit",
 ]  # fmt: skip
 
 

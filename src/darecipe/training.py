@@ -106,6 +106,10 @@ def step_of(ckpt: Path) -> int:
     return int(CHECKPOINT_RE.match(ckpt.name).group(1))
 
 
+class TrainingInterrupted(RuntimeError):
+    """Training saved and stopped before its last step; the next attempt resumes from that save."""
+
+
 @dataclass
 class Stage:
     name: str  # stage1 | stage2 | stage3 | …
@@ -167,6 +171,13 @@ def run(stage: Stage, args_for, nproc: int, env_for=None, extra_metrics=None, lo
     if not complete:
         raise RuntimeError(f"{stage.name}: training finished but left no complete save in {output_dir}")
     final = complete[-1]
+    state = json.loads((final / "trainer_state.json").read_text())
+    if state.get("max_steps") and state.get("global_step", 0) < state["max_steps"]:
+        # A signal (SLURM's warning before the time limit, preemption) made the trainer save and stop early.
+        raise TrainingInterrupted(
+            f"{stage.name}: stopped on a signal after saving step {state['global_step']} of {state['max_steps']}; "
+            f"run it again (the SLURM profile's retries resubmit) to resume from {final}"
+        )
     metrics = collect_metrics(output_dir, final)
     metrics.update(
         stage=stage.name, run_key=key, run_dir=str(run_dir), resumed_from_step=resumed_step,
