@@ -22,7 +22,9 @@ def render(backend: str) -> str:
     argv = stage3_command(backend, {**cfg["stage3"], "backend": backend}, Path("MODEL"), Path("DATA.jsonl"),
                           [Path("qa.parquet"), Path("datatask.parquet"), Path("research.parquet")], Path("OUT"),
                           STOP_IDS, {"workspace_root": "WORKSPACES", "sandbox": cfg["sandbox"]})  # fmt: skip
-    return "\n".join(["PYTHON", *argv[1:]]) + "\n"
+    from darecipe.swift_args import PLUGIN
+
+    return "\n".join(["PYTHON", *(a.replace(str(PLUGIN.parent), "SRC") for a in argv[1:])]) + "\n"
 
 
 @pytest.mark.parametrize("backend", ["swift", "skyrl"])
