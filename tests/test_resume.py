@@ -66,6 +66,15 @@ def wait_for_save(runs: Path, step: int, proc, timeout=300):
     raise AssertionError("no save appeared")
 
 
+def kill_after_first_save(tmp, base, data, hp, name):
+    """Start a run and SIGKILL its wrapper as soon as save 2 is complete (the trainer dies with it)."""
+    proc = start(tmp, base, data, hp, name)
+    wait_for_save(tmp / "runs", 2, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(1)
+
+
 def weights(ckpt: Path):
     return load_file(ckpt / "model.safetensors")
 
@@ -75,11 +84,7 @@ def test_kill_after_a_save_then_resume_matches_an_uninterrupted_run(tmp_path, ti
     reference = weights(tmp_path / "a" / "full" / "ckpt")
 
     b = tmp_path / "b"
-    proc = start(b, tiny_vocab, data, HP, "killed")
-    wait_for_save(b / "runs", 2, proc)
-    proc.send_signal(signal.SIGKILL)  # the wrapper; the trainer dies with it (PR_SET_PDEATHSIG)
-    proc.wait()
-    time.sleep(1)
+    kill_after_first_save(b, tiny_vocab, data, HP, "killed")  # the trainer dies with its wrapper (PR_SET_PDEATHSIG)
     finish(start(b, tiny_vocab, data, HP, "resumed"))
     head = (b / "resumed.log.head").read_text()
     resumed_from = int(head.split("resumed from step ")[1].split()[0])
@@ -95,11 +100,7 @@ def test_kill_after_a_save_then_resume_matches_an_uninterrupted_run(tmp_path, ti
 
 
 def test_a_partial_save_is_ignored(tmp_path, tiny_vocab, data):
-    proc = start(tmp_path, tiny_vocab, data, HP, "first")
-    wait_for_save(tmp_path / "runs", 2, proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    time.sleep(1)
+    kill_after_first_save(tmp_path, tiny_vocab, data, HP, "first")
     (run,) = (tmp_path / "runs" / "stage1").iterdir()
     out = run / "output"
     for ckpt in out.glob("checkpoint-*"):
@@ -115,11 +116,7 @@ def test_a_partial_save_is_ignored(tmp_path, tiny_vocab, data):
 
 
 def test_a_changed_learning_rate_starts_fresh(tmp_path, tiny_vocab, data):
-    proc = start(tmp_path, tiny_vocab, data, HP, "first")
-    wait_for_save(tmp_path / "runs", 2, proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    time.sleep(1)
+    kill_after_first_save(tmp_path, tiny_vocab, data, HP, "first")
     old = {p.name for p in (tmp_path / "runs" / "stage1").iterdir()}
     finish(start(tmp_path, tiny_vocab, data, {**HP, "learning_rate": 5e-4}, "changed"))
     head = (tmp_path / "changed.log.head").read_text()
