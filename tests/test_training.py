@@ -99,3 +99,17 @@ def test_paper_grpo_command_carries_recipe_values(tmp_path):
     # 256 prompts × 5 rollouts per step across 8 GPUs.
     assert hp["per_device_train_batch_size"] * hp["gradient_accumulation_steps"] * hp["gpus"] == 256 * 5
     assert hp["max_length"] == 8000 and hp["max_trajectory_length"] == 32768
+
+
+def test_launch_commands_single_process_one_node_and_multi_node(monkeypatch):
+    import subprocess as sp
+
+    from darecipe.training import launch_argv
+
+    assert launch_argv("sft", ["--x"], 1, env={})[1:] == ["-m", "swift.cli.sft", "--x"]
+    one_node = launch_argv("sft", ["--x"], 8, env={})
+    assert "--standalone" in one_node and "--nproc_per_node=8" in one_node
+    monkeypatch.setattr(sp, "run", lambda *a, **k: sp.CompletedProcess(a, 0, stdout="gpu-a01\ngpu-a02\n"))
+    multi = launch_argv("rlhf", ["--x"], 16, env={"SLURM_JOB_NUM_NODES": "2", "SLURM_JOB_NODELIST": "gpu-a[01-02]"})
+    assert multi[:3] == ["srun", "--nodes=2", "--ntasks-per-node=1"]
+    assert "--nnodes=2" in multi and "--nproc_per_node=8" in multi and "--rdzv_endpoint=gpu-a01:29500" in multi

@@ -128,8 +128,18 @@ def _set_pdeathsig() -> None:
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def launch_argv(command: str, args: list[str], nproc: int) -> list[str]:
+def launch_argv(command: str, args: list[str], nproc: int, env: dict | None = None) -> list[str]:
+    """The trainer's command: one process, torchrun on this node, or (in a multi-node SLURM job whose rule has
+    `mpi: srun`) one torchrun per node started by srun, meeting at the first node."""
+    env = os.environ if env is None else env
     module = f"swift.cli.{command}"
+    nodes = int(env.get("SLURM_JOB_NUM_NODES", "1") or 1)
+    if nodes > 1:
+        head = subprocess.run(["scontrol", "show", "hostnames", env["SLURM_JOB_NODELIST"]], capture_output=True,
+                              text=True, check=True).stdout.split()[0]  # fmt: skip
+        return ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", sys.executable, "-m", "torch.distributed.run",
+                f"--nnodes={nodes}", f"--nproc_per_node={max(1, nproc // nodes)}", "--rdzv_backend=c10d",
+                f"--rdzv_endpoint={head}:29500", "-m", module, *args]  # fmt: skip
     if nproc > 1:
         return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
                 "-m", module, *args]  # fmt: skip
