@@ -5,6 +5,7 @@ Every problem becomes a `ConfigError` whose message is one line naming the key o
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 
@@ -23,16 +24,10 @@ def _with_defaults(cls):
         if isinstance(instance, dict):
             for name, sub in properties.items():
                 if "default" in sub and name not in instance:
-                    instance[name] = _copy(sub["default"])
+                    instance[name] = copy.deepcopy(sub["default"])
         yield from validate_props(validator, properties, instance, schema)
 
     return validators.extend(cls, {"properties": set_defaults})
-
-
-def _copy(value):
-    import copy
-
-    return copy.deepcopy(value)
 
 
 DefaultFillingValidator = _with_defaults(Draft202012Validator)

@@ -11,7 +11,7 @@ import os
 import shutil
 import statistics
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .sandbox import SandboxLimits, Session, execute_block
@@ -49,7 +49,6 @@ class Episode:
     timeouts: int = 0
     max_tokens: int | None = None
     tokens: int = 0
-    observations: list[str] = field(default_factory=list)
     session: Session | None = None
 
     def __post_init__(self) -> None:
@@ -73,7 +72,6 @@ class Episode:
         self.exec_total += 1
         self.exec_ok += int(res.ok)
         self.timeouts += int(res.timed_out)
-        self.observations.append(obs)
         return obs
 
     def infos(self) -> dict:
