@@ -16,6 +16,7 @@ include: "rules/synthesis.smk"
 include: "rules/stage1.smk"
 include: "rules/stage2.smk"
 include: "rules/stage3.smk"
+include: "rules/summary.smk"
 
 
 rule all:
@@ -24,6 +25,8 @@ rule all:
         "results/checkpoints/stage3",
         "results/data/reasoning",
         "results/data/interaction",
+        get_summary_checkpoint(),
+        "results/summary/eval.json",
     localrule: True
 
 
@@ -52,6 +55,14 @@ rule stage3_checkpoint:
         # the released data sets are products of the recipe too
         "results/data/reasoning",
         "results/data/interaction",
+    localrule: True
+
+
+# Summary-enhanced SFT (module 2): the last phase's checkpoint (phase3 with the default schedule) and its evaluation.
+rule summary_sft_checkpoint:
+    input:
+        get_summary_checkpoint(),
+        "results/summary/eval.json",
     localrule: True
 
 

@@ -36,6 +36,7 @@ CLUSTER_KEYS = ("deepspeed", "attn_impl", "use_liger_kernel", "use_vllm")
 TRAIN_ENV = (
     "../envs/train-cluster.yaml"
     if any(config[s].get(k) for s in ("stage1", "stage2", "stage3") for k in CLUSTER_KEYS)
+    or any(p.get(k) for p in config["summary"]["phases"] for k in CLUSTER_KEYS)
     else "../envs/train.yaml"
 )
 STAGE3_ENV = "../envs/skyrl.yaml" if config["stage3"]["backend"] == "skyrl" else TRAIN_ENV
@@ -122,3 +123,36 @@ def synthesis_params():
         rel_tol=d["answer_rel_tol"],
         data_root=d["data_root"],
     )
+
+
+# Summary-enhanced SFT (rules/summary.smk): phase N trains from phase N-1's checkpoint, phase 1 from `summary.base`.
+SUMMARY_PHASES = config["summary"]["phases"]
+PIPELINE_CHECKPOINTS = ("vocab", "stage1", "stage2", "stage3")
+
+
+def get_summary_base():
+    base = config["summary"]["base"]
+    return f"results/checkpoints/{base}" if base in PIPELINE_CHECKPOINTS else base
+
+
+def get_summary_trajectories():
+    """The pipeline's own stage-2 trajectories, when the config adds them to the summary module's traces."""
+    return get_interaction_sets() if config["summary"]["pipeline_trajectories"] else []
+
+
+def summary_phase(wildcards):
+    """Every hyper-parameter of one phase (its data set included), as one params value."""
+    return canonical(SUMMARY_PHASES[int(wildcards.phase) - 1])
+
+
+def get_summary_phase_model(wildcards):
+    n = int(wildcards.phase)
+    return get_summary_base() if n == 1 else f"results/summary/checkpoints/phase{n - 1}"
+
+
+def get_summary_phase_data(wildcards):
+    return [f"results/summary/{summary_phase(wildcards)['dataset']}_train.parquet"]
+
+
+def get_summary_checkpoint():
+    return f"results/summary/checkpoints/phase{len(SUMMARY_PHASES)}"

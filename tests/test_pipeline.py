@@ -21,6 +21,7 @@ EVERY_JOB = {
     "stage1_file", "stage1_merge_set", "stage1_extra_set", "stage1_set_tokens", "stage1_mix", "reasoning_release",
     "synth_workspace", "synth_category", "interaction_release", "rl_sets", "stage3_dataset", "train_stage1",
     "train_stage2", "train_stage3", "stage3_checkpoint",
+    "summary_samples", "summary_llm", "summary_sets", "summary_stats", "train_summary_phase", "summary_sft_eval",
 }  # fmt: skip
 
 

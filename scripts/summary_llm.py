@@ -1,0 +1,57 @@
+"""Rule summary_llm: one teacher summary per sample through the LLM layer (cache first, retries, many requests in
+flight). A summary whose reply cannot be read, or whose key facts are not quoted verbatim from the sample's
+results, is rejected with the reason and counted."""
+
+import dataclasses
+from pathlib import Path
+
+from darecipe.io import read_jsonl, write_json, write_jsonl
+from darecipe.llm import LLMRequest, LLMSettings, ResponseCache, run_requests
+from darecipe.loaders import Rejects
+from darecipe.runlog import run_script
+from darecipe.stage1 import load_template
+from darecipe.summary import SummaryError, check_quotes, parse_summary_reply, summary_messages, with_summary_record
+
+
+def main(smk, log):
+    samples = [rec for _, rec in read_jsonl(smk.input.samples)]
+    tpl = load_template(smk.input.template)
+    settings = dataclasses.replace(LLMSettings.from_config(smk.config["llm"]), max_in_flight=smk.params.max_in_flight)
+    log(f"{len(samples)} samples to summarise, teacher {settings.model} ({settings.backend}), "
+        f"{settings.max_in_flight} in flight")  # fmt: skip
+    cache = ResponseCache(Path(smk.config["llm"]["cache_dir"]) / "summary" / "summaries.jsonl")
+    try:
+        requests = [LLMRequest(s["id"], summary_messages(tpl, s)) for s in samples]
+        results, totals = run_requests(settings, requests, cache, log=log)
+    finally:
+        cache.close()
+
+    rejects, records, quotes = Rejects(), [], {"facts_checked": 0, "summaries_rejected": 0}
+    for sample, res in zip(samples, results):
+        try:
+            if res.error:
+                raise SummaryError(res.error)
+            summary = parse_summary_reply(res.text)
+            quotes["facts_checked"] += len(summary.key_facts)
+            reason = check_quotes(summary, sample["results"], smk.params.min_quote_chars)
+            if reason:
+                quotes["summaries_rejected"] += reason.startswith("quote not in the results")
+                raise SummaryError(reason)
+        except SummaryError as e:
+            rejects.add(f"summary of {sample['trace_id']} step {sample['step']}", sample["id"], str(e))
+            continue
+        records.append(with_summary_record(sample, summary))
+
+    write_jsonl(smk.output.rejects, rejects)
+    write_jsonl(smk.output.records, records)
+    write_json(smk.output.metrics, {"samples": len(samples), "records": len(records), "rejected": len(rejects),
+                                    "reject_reasons": rejects.counts(), "quotes": quotes, "llm": totals.as_dict()})  # fmt: skip
+    log(f"{len(records)} summaries kept, {len(rejects)} rejected {rejects.counts()}")
+    checked, failed = quotes["facts_checked"], quotes["summaries_rejected"]
+    log(f"{checked} quoted facts checked; {failed} summaries quoted text not in the results")
+    log(f"LLM totals (requests, cache hits, retries, failures, tokens, cost): {totals.as_dict()}")
+    for r in rejects:
+        log(f"  rejected {r['id']}: {r['reason']}")
+
+
+run_script(main, snakemake)  # noqa: F821
