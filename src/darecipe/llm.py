@@ -34,6 +34,7 @@ class LLMSettings:
     base_url: str | None = None
     api_key_env: str | None = "OPENAI_API_KEY"
     max_in_flight: int = 16
+    client_processes: int = 1
     timeout_s: float = 120.0
     max_retries: int = 5
     backoff_s: float = 1.0
@@ -52,6 +53,7 @@ class LLMSettings:
             base_url=cfg.get("base_url"),
             api_key_env=cfg.get("api_key_env"),
             max_in_flight=cfg["max_in_flight"],
+            client_processes=cfg.get("client_processes", 1),
             timeout_s=cfg["timeout_s"],
             max_retries=cfg["max_retries"],
             backoff_s=cfg["backoff_s"],
@@ -201,7 +203,17 @@ def _retryable(exc: Exception) -> tuple[bool, str]:
 def run_requests(settings: LLMSettings, requests: list[LLMRequest], cache: ResponseCache, log=None,
                  progress: bool = True) -> tuple[list[LLMResult], Totals]:  # fmt: skip
     """Answer every request (cache first), in input order; a request that keeps failing gets `error` set."""
-    return asyncio.run(_run(settings, requests, cache, log, progress))
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        return runner.run(_run(settings, requests, cache, log, progress))
+
+
+def event_loop_factory():
+    """uvloop's event loop where it is installed (about half the per-request CPU of asyncio's own loop)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 async def _run(settings, requests, cache, log, progress):
@@ -237,6 +249,12 @@ async def _run(settings, requests, cache, log, progress):
                 cache.put(key, req.id, text, 0, 0)
                 totals.responses += 1
                 bar.update(1)
+        elif pending and settings.client_processes > 1 and len(pending) > settings.client_processes:
+            for i, res in _in_processes(settings, pending, totals, log):
+                if res.text is not None:
+                    cache.put(res.key, res.id, res.text, res.prompt_tokens, res.completion_tokens)
+                results[i] = res
+                bar.update(1)
         elif pending:
             client = _client(settings)
             sem = asyncio.Semaphore(settings.max_in_flight)
@@ -263,6 +281,68 @@ async def _run(settings, requests, cache, log, progress):
                        + totals.completion_tokens * settings.price_output_per_mtok) / 1e6  # fmt: skip
     totals.seconds = time.monotonic() - start
     return results, totals
+
+
+def _in_processes(settings: LLMSettings, pending: list, totals: Totals, log):
+    """Answer `pending` from `client_processes` forked workers, each an async client with its share of the
+    requests in flight; yields (index, result) as they arrive. One client process spends about 0.7 ms of CPU per
+    request in the openai package, which caps it near 1,400 requests/s: more processes lift that ceiling."""
+    import dataclasses
+    import multiprocessing
+    import queue as queue_mod
+
+    import httpx2  # noqa: F401 - imported once here, not in every forked worker
+    import openai  # noqa: F401
+
+    n = settings.client_processes
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    share = dataclasses.replace(settings, max_in_flight=max(1, -(-settings.max_in_flight // n)), client_processes=1)
+    workers = [ctx.Process(target=_worker, args=(share, pending[k::n], q, log), daemon=True) for k in range(n)]
+    for w in workers:
+        w.start()
+    left, running = len(pending), n
+    try:
+        while left or running:
+            try:
+                msg = q.get(timeout=1.0)
+            except queue_mod.Empty:
+                dead = [w for w in workers if w.exitcode not in (None, 0)]
+                if dead:
+                    raise RuntimeError(f"an LLM client process exited with status {dead[0].exitcode}") from None
+                continue
+            if msg[0] == "totals":
+                for k, v in msg[1].items():
+                    setattr(totals, k, getattr(totals, k) + v)
+                running -= 1
+            else:
+                left -= 1
+                yield msg
+    finally:
+        for w in workers:
+            w.join(5)
+            if w.is_alive():
+                w.kill()
+
+
+def _worker(settings: LLMSettings, items: list, q, log) -> None:
+    async def main():
+        totals = Totals()
+        client = _client(settings)
+        sem = asyncio.Semaphore(settings.max_in_flight)
+
+        async def one(i, req, key):
+            async with sem:
+                q.put((i, await _complete(client, settings, req, key, totals, log)))
+
+        try:
+            await asyncio.gather(*(one(i, req, key) for i, req, key in items))
+        finally:
+            await client.close()
+        q.put(("totals", {k: getattr(totals, k) for k in ("requests_sent", "responses", "failed", "retries")}))
+
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        runner.run(main())
 
 
 def _client(settings: LLMSettings):
