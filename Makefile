@@ -1,5 +1,5 @@
 # Two commands set up and run everything on a fresh machine:
-#   make demo   install, then run the embedded default (offline, CPU) to stage3_checkpoint
+#   make demo   install, then run the embedded default (offline, CPU): stage3_checkpoint, domain LoRA, evaluation
 #   make test   install, then run the tests
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -11,11 +11,12 @@ export PATH := $(BIN):$(PATH)
 export HF_HUB_OFFLINE := 1
 export MODELSCOPE_OFFLINE := 1
 
-.PHONY: install demo test lint dry-run slurm-profile plan runs clean-runs help
+.PHONY: install demo report test lint dry-run slurm-profile plan runs clean-runs help
 SNAKEMAKE_PROFILES := $(HOME)/.config/snakemake
 
 help:
-	@echo "make demo    - install into $(VENV), then run the embedded default to stage3_checkpoint"
+	@echo "make demo    - install into $(VENV), then run the embedded default (stage 3, domain LoRA, evaluation)"
+	@echo "make report  - build results/report.html (plots, evaluation table, DAG, runtimes)"
 	@echo "make test    - install into $(VENV), then run the test suite"
 	@echo "make lint    - snakemake --lint and snakefmt --check"
 	@echo "make dry-run - show the DAG (snakemake -n stage3_checkpoint)"
@@ -36,11 +37,15 @@ $(STAMP): pyproject.toml requirements.lock
 
 demo: install
 	@start=$$(date +%s); \
-	$(BIN)/snakemake --cores $(CORES) stage3_checkpoint || exit $$?; \
+	$(BIN)/snakemake --cores $(CORES) all || exit $$?; \
 	end=$$(date +%s); \
-	echo; echo "Done in $$((end - start)) s. Checkpoints (HF directories, each with metrics.json):"; \
-	for s in vocab stage1 stage2 stage3; do echo "  results/checkpoints/$$s/"; done; \
-	echo "Logs: logs/   Benchmarks: benchmarks/   Run directories (resumable): results/runs/"
+	echo; $(BIN)/python -m darecipe.demo_report; echo "Done in $$((end - start)) s."
+
+# Snakemake's self-contained HTML report (opens offline): figures, evaluation table, DAG, runtimes, provenance.
+report: install
+	$(BIN)/snakemake --cores $(CORES) all
+	$(BIN)/snakemake --report results/report.html
+	@echo "open results/report.html"
 
 test: install
 	$(BIN)/python -m pytest -q -rs

@@ -9,6 +9,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/vocab.smk"
 include: "rules/stage1_data.smk"
@@ -17,6 +20,8 @@ include: "rules/stage1.smk"
 include: "rules/stage2.smk"
 include: "rules/stage3.smk"
 include: "rules/summary.smk"
+include: "rules/domain.smk"
+include: "rules/eval.smk"
 
 
 rule all:
@@ -27,6 +32,9 @@ rule all:
         "results/data/interaction",
         get_summary_checkpoint(),
         "results/summary/eval.json",
+        "results/checkpoints/domain_merged",
+        "results/eval/summary.md",
+        expand("results/report/{name}.png", name=REPORT_FIGURES),
     localrule: True
 
 
@@ -55,6 +63,19 @@ rule stage3_checkpoint:
         # the released data sets are products of the recipe too
         "results/data/reasoning",
         "results/data/interaction",
+    localrule: True
+
+
+rule domain_lora:
+    input:
+        "results/checkpoints/domain_merged",
+        "results/eval/domain_lora/eval.json",
+    localrule: True
+
+
+rule evaluation:
+    input:
+        "results/eval/summary.md",
     localrule: True
 
 

@@ -156,3 +156,30 @@ def get_summary_phase_data(wildcards):
 
 def get_summary_checkpoint():
     return f"results/summary/checkpoints/phase{len(SUMMARY_PHASES)}"
+
+
+# Evaluation (rules/eval.smk): the checkpoint each evaluated stage names.
+EVAL_STAGES = tuple(config["eval"]["stages"])
+EVAL_MODELS = {
+    "vocab": "results/checkpoints/vocab",
+    "stage1": "results/checkpoints/stage1",
+    "stage2": "results/checkpoints/stage2",
+    "stage3": "results/checkpoints/stage3",
+    "domain_lora": "results/checkpoints/domain_merged",
+}
+
+
+wildcard_constraints:
+    stage="|".join(EVAL_MODELS),
+
+
+def get_training_files():
+    """Every file a model of this pipeline trains on (or whose tasks it was trained on)."""
+    return [
+        "results/data/stage1/tasks/tableqa.jsonl",
+        "results/data/stage1/tasks/file.jsonl",
+        "results/data/stage1/train.jsonl",
+        *get_interaction_sets(),
+        *get_rl_sets(),
+        config["domain_lora"]["data"],
+    ]

@@ -8,6 +8,9 @@ rule stage1_tasks:
         finqa=config["stage1_data"]["finqa"]["path"],
         tatqa=config["stage1_data"]["tatqa"]["path"],
         file_tasks=config["stage1_data"]["file_tasks"],
+        # held-out evaluation tasks never enter the stage-1 pool
+        heldout=config["eval"]["heldout"],
+        heldout_files=config["eval"]["file_tasks"],
     output:
         tableqa="results/data/stage1/tasks/tableqa.jsonl",
         tablegpt="results/data/stage1/tasks/tablegpt.jsonl",

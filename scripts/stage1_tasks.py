@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from darecipe.evaluation import heldout_ids
 from darecipe.io import write_jsonl
 from darecipe.loaders import Rejects, load_file_tasks, load_finqa, load_tatqa, load_wikitq
 from darecipe.runlog import run_script
@@ -14,13 +15,18 @@ def main(smk, log):
     wikitq = load_wikitq(Path(smk.input.wikitq), Path(cfg["wikitq"]["root"]), rejects, cfg["wikitq"]["limit"])
     finqa = load_finqa(Path(smk.input.finqa), rejects, cfg["finqa"]["limit"])
     tatqa = load_tatqa(Path(smk.input.tatqa), rejects, cfg["tatqa"]["limit"])
+    files = load_file_tasks(Path(smk.input.file_tasks), Path(cfg["data_root"]), rejects)
+    held = heldout_ids(smk.input.heldout, smk.input.heldout_files)
+    kept = [[t for t in ts if t.id not in held] for ts in (wikitq, finqa, tatqa, files)]
+    excluded = sum(len(a) - len(b) for a, b in zip((wikitq, finqa, tatqa, files), kept))
+    wikitq, finqa, tatqa, files = kept
+    log(f"excluded {excluded} held-out evaluation tasks ({smk.input.heldout}, {smk.input.heldout_files})")
     tables, seen = [], set()
     for t in wikitq:
         if t.meta["context"] not in seen:
             seen.add(t.meta["context"])
             tables.append((t.meta["context"].removeprefix("csv/").removesuffix(".csv").replace("/", "-"), t.table))
     tablegpt = tablegpt_tasks(tables[: cfg["tablegpt_tables"]] if cfg["tablegpt_tables"] is not None else tables)
-    files = load_file_tasks(Path(smk.input.file_tasks), Path(cfg["data_root"]), rejects)
     write_jsonl(smk.output.tableqa, (t.to_json() for t in wikitq + finqa + tatqa))
     write_jsonl(smk.output.tablegpt, (t.to_json() for t in tablegpt))
     write_jsonl(smk.output.file, (t.to_json() for t in files))

@@ -20,7 +20,8 @@ EVERY_JOB = {
     "build_tiny_model", "extend_vocab", "stage1_tasks", "stage1_distill", "stage1_refine", "stage1_tablegpt",
     "stage1_file", "stage1_merge_set", "stage1_extra_set", "stage1_set_tokens", "stage1_mix", "reasoning_release",
     "synth_workspace", "synth_category", "interaction_release", "rl_sets", "stage3_dataset", "train_stage1",
-    "train_stage2", "train_stage3", "stage3_checkpoint",
+    "train_stage2", "train_stage3", "train_domain_lora", "merge_domain_lora", "eval_tasks", "eval_model",
+    "eval_summary", "report_plots", "all",
     "summary_samples", "summary_llm", "summary_sets", "summary_stats", "train_summary_phase", "summary_sft_eval",
 }  # fmt: skip
 
@@ -64,8 +65,9 @@ def test_training_logs_say_fresh_or_resumed_first(demo_run):
 
 
 def test_nothing_to_do_after_the_run(demo_run):
-    proc = snakemake(demo_run["dir"], "-n", "stage3_checkpoint")
-    assert "Nothing to be done" in proc.stdout + proc.stderr
+    for target in ("stage3_checkpoint", "all"):
+        proc = snakemake(demo_run["dir"], "-n", target)
+        assert "Nothing to be done" in proc.stdout + proc.stderr, target
 
 
 def test_changing_stage2_lr_reruns_exactly_stage2_and_after(demo_run, tmp_path):

@@ -126,6 +126,14 @@ class ChatGenerator:
         return [r.text for r in results]
 
 
+def render_prompt(tokenizer, state: State) -> str:
+    """The text a trained model continues: the chat template (without the empty think block Qwen3's template
+    opens when thinking is off: DeepAnalyze generates without it), then the trajectory so far."""
+    prefix = tokenizer.apply_chat_template([{"role": "user", "content": state.prompt}], tokenize=False,
+                                           add_generation_prompt=True, enable_thinking=False)  # fmt: skip
+    return prefix.replace("<think>\n\n</think>\n\n", "") + state.text
+
+
 class HFGenerator:
     """A local Hugging Face checkpoint continuing the single assistant message (how trained models run):
     stops at `</Code>` or the end-of-turn token."""
@@ -142,11 +150,7 @@ class HFGenerator:
         torch.manual_seed(seed)
 
     def _input(self, s: State) -> list[int]:
-        prefix = self.tok.apply_chat_template([{"role": "user", "content": s.prompt}], tokenize=False,
-                                              add_generation_prompt=True, enable_thinking=False)  # fmt: skip
-        # Qwen3's template opens an empty think block when thinking is off; DeepAnalyze generates without it.
-        prefix = prefix.replace("<think>\n\n</think>\n\n", "")
-        return self.tok.encode(prefix + s.text, add_special_tokens=False)
+        return self.tok.encode(render_prompt(self.tok, s), add_special_tokens=False)
 
     def __call__(self, states: list[State]) -> list[str | None]:
         outs = []

@@ -59,10 +59,27 @@ def _training_args(hp: dict) -> list[str]:
     return args
 
 
+def _fixed(hp: dict) -> list[str]:
+    """The fixed flags, with LoRA in place of full fine-tuning when the stage has a `lora_rank` (domain LoRA)."""
+    if "lora_rank" not in hp:
+        return list(COMMON_FIXED)
+    fixed = list(COMMON_FIXED)
+    fixed[fixed.index("--tuner_type") + 1] = "lora"
+    fixed += [
+        "--lora_rank", str(hp["lora_rank"]),
+        "--lora_alpha", str(hp["lora_alpha"]),
+        "--lora_dropout", str(hp["lora_dropout"]),
+        "--target_modules", *hp["target_modules"],
+    ]  # fmt: skip
+    if hp["modules_to_save"]:
+        fixed += ["--modules_to_save", *hp["modules_to_save"]]
+    return fixed
+
+
 def sft_args(hp: dict, model: Path, datasets: list[Path], output_dir: Path, mask_execute: bool) -> list[str]:
     """`swift sft` arguments. `mask_execute` adds the loss-scale plugin (stage 2)."""
     args = ["--model", str(model), "--dataset", *map(str, datasets), "--output_dir", str(output_dir)]
-    args += COMMON_FIXED + _training_args(hp)
+    args += _fixed(hp) + _training_args(hp)
     if hp.get("packing"):
         args += ["--packing", "true"]
     if mask_execute:

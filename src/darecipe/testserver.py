@@ -1,9 +1,11 @@
-"""A real OpenAI-compatible HTTP server for tests and benchmarks (`POST /v1/chat/completions`, 127.0.0.1 only).
+"""A real OpenAI-compatible HTTP server for tests and benchmarks (127.0.0.1 only): `POST /v1/chat/completions`,
+`POST /v1/completions` (what a vLLM server answers for evaluation) and `GET /v1/models`.
 
 Replies are scripted by a function of the request; latency and faults are configurable: HTTP 429, HTTP 500,
 a hang (the client times out), a malformed JSON body, a truncated body. It counts what it receives.
 
     python -m darecipe.testserver --port 8765 --latency 0.2      # serve until interrupted
+    python -m darecipe.testserver --port 8765 --completion '<Answer>42</Answer>'   # a fixed completion
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ class FakeOpenAI:
         seed: int = 0,
         fault_plan: Callable[[int, dict], str | None] | None = None,
         port: int = 0,
+        complete: Callable[[str, dict], str] | None = None,
     ):
         self.reply = reply
+        self.complete = complete or (lambda prompt, body: "")
         self.latency_s = latency_s
         self.fault_rate = fault_rate
         self.faults = faults
@@ -85,11 +89,15 @@ class FakeOpenAI:
     def _serve(self) -> None:
         from aiohttp import web
 
-        self._loop = asyncio.new_event_loop()
+        from .llm import event_loop_factory
+
+        self._loop = (event_loop_factory() or asyncio.new_event_loop)()
         asyncio.set_event_loop(self._loop)
         self._closing = asyncio.Event()
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle)
+        app.router.add_post("/v1/completions", self._handle_completion)
+        app.router.add_get("/v1/models", self._models)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         self._loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, "127.0.0.1", self.port, backlog=1024)
@@ -148,6 +156,29 @@ class FakeOpenAI:
             self.answered += 1
         return web.json_response(self._completion(body, text))
 
+    async def _models(self, request):
+        from aiohttp import web
+
+        return web.json_response({"object": "list", "data": [{"id": "test", "object": "model", "owned_by": "test"}]})
+
+    async def _handle_completion(self, request):
+        from aiohttp import web
+
+        body = await request.json()
+        with self._lock:
+            self.requests += 1
+            self.bodies.append(body)
+        text = self.complete(body["prompt"], body)
+        with self._lock:
+            self.answered += 1
+        return web.json_response({
+            "id": f"cmpl-{time.monotonic_ns()}", "object": "text_completion", "created": int(time.time()),
+            "model": body.get("model", "test"),
+            "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
+            "usage": {"prompt_tokens": len(body["prompt"].split()), "completion_tokens": len(text.split()),
+                      "total_tokens": len(body["prompt"].split()) + len(text.split())},
+        })  # fmt: skip
+
     @staticmethod
     def _completion(body: dict, text: str) -> dict:
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
@@ -168,8 +199,11 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=8765)
     ap.add_argument("--latency", type=float, default=0.0, help="seconds before each reply")
     ap.add_argument("--fault-rate", type=float, default=0.0, help="share of requests answered with a fault")
+    ap.add_argument("--completion", default="", help="the text every /v1/completions request gets")
     args = ap.parse_args()
-    with FakeOpenAI(latency_s=args.latency, fault_rate=args.fault_rate, port=args.port) as server:
+    fixed = args.completion
+    with FakeOpenAI(latency_s=args.latency, fault_rate=args.fault_rate, port=args.port,
+                    complete=lambda prompt, body: fixed) as server:  # fmt: skip
         print(f"serving {server.base_url}  (Ctrl-C to stop)", flush=True)
         try:
             while True:

@@ -1,0 +1,112 @@
+"""Generation for evaluation on the cluster: an OpenAI-compatible server (vLLM) started inside the GPU job,
+used through `/v1/completions`, and stopped after it.
+
+The trained models continue one assistant message (tags inline, `<Execute>` observations appended by the
+environment), so prompts are rendered locally with the checkpoint's chat template and sent as raw text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from .agent import State, render_prompt
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ModelServer:
+    """`with ModelServer(command, model_dir, log_path) as base_url:` — the command is a list of strings with
+    `{model}` and `{port}` placeholders (e.g. `vllm serve {model} --port {port} --served-model-name eval`)."""
+
+    def __init__(self, command: list[str], model_dir: Path, log_path: Path, startup_timeout_s: float = 900.0,
+                 port: int | None = None):  # fmt: skip
+        self.port = port or free_port()
+        self.argv = [a.format(model=str(model_dir), port=self.port) for a in command]
+        self.log_path, self.startup_timeout_s = Path(log_path), startup_timeout_s
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> str:
+        self._log = open(self.log_path, "a", encoding="utf-8")
+        self.proc = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + self.startup_timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self._close()
+                raise RuntimeError(f"model server exited with status {self.proc.returncode} before it was ready; "
+                                   f"see {self.log_path}")  # fmt: skip
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/models", timeout=2) as r:
+                    if r.status == 200:
+                        return self.base_url
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.5)
+        self.__exit__()
+        raise RuntimeError(f"model server not ready after {self.startup_timeout_s:.0f} s; see {self.log_path}")
+
+    def __exit__(self, *exc) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._close()
+
+    def _close(self) -> None:
+        if getattr(self, "_log", None):
+            self._log.close()
+            self._log = None
+
+
+class CompletionsGenerator:
+    """A generator (see `agent.run_agents`) over `/v1/completions` of an OpenAI-compatible server."""
+
+    def __init__(self, base_url: str, model: str, tokenizer, max_new_tokens: int, temperature: float,
+                 max_in_flight: int = 64, timeout_s: float = 600.0):  # fmt: skip
+        self.base_url, self.model, self.tok = base_url, model, tokenizer
+        self.max_new_tokens, self.temperature = max_new_tokens, temperature
+        self.max_in_flight, self.timeout_s = max_in_flight, timeout_s
+
+    def __call__(self, states: list[State]) -> list[str | None]:
+        return asyncio.run(self._all(states))
+
+    async def _all(self, states):
+        from openai import AsyncOpenAI
+
+        client = AsyncOpenAI(api_key="not-needed", base_url=self.base_url, timeout=self.timeout_s, max_retries=3)
+        sem = asyncio.Semaphore(self.max_in_flight)
+
+        async def one(s: State):
+            async with sem:
+                try:
+                    r = await client.completions.create(
+                        model=self.model, prompt=render_prompt(self.tok, s), max_tokens=self.max_new_tokens,
+                        temperature=self.temperature, stop=["</Code>"],
+                        extra_body={"include_stop_str_in_output": True, "skip_special_tokens": False},
+                    )  # fmt: skip
+                except Exception:  # noqa: BLE001 - a failed generation ends that trajectory as "error"
+                    return None
+                return r.choices[0].text if r.choices else None
+
+        try:
+            return await asyncio.gather(*(one(s) for s in states))
+        finally:
+            await client.close()
