@@ -112,3 +112,22 @@ def test_the_literal_command_finds_the_profile_after_setup(tmp_path):
         resources = re.search(r"resources: (.*)", block).group(1)
         for item in ("slurm_partition=a100", "gpu=8", "gpu_model=a100", "cpus_per_gpu=8"):
             assert item in resources, (rule, resources)
+
+
+def test_no_gpu_job_of_the_paper_run_lands_on_the_cpu_partition():
+    """Every job of `all` under the SLURM profile that asks for GPUs (training, summary phases, domain LoRA,
+    evaluation with its vLLM server) goes to the GPU partition with a GPU model and CPUs per GPU."""
+    proc = subprocess.run([str(BIN / "snakemake"), "--profile", "profiles/slurm", "-n", "all", "--forceall"],
+                          cwd=REPO, capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    gpu_rules = set()
+    for block in re.split(r"\n(?=\[[^\]]+\]\n(?:local)?rule )", proc.stdout):
+        head = re.search(r"^rule (\w+):", block, re.M)
+        res = re.search(r"resources: (.*)", block)
+        gpu = re.search(r"\bgpu=(\d+)", res.group(1)) if res else None
+        if head and gpu and int(gpu.group(1)) > 0:
+            gpu_rules.add(head.group(1))
+            for item in ("slurm_partition=a100", "gpu_model=a100", "cpus_per_gpu=8"):
+                assert item in res.group(1), (head.group(1), res.group(1))
+    assert {"train_stage1", "train_stage2", "train_stage3", "train_summary_phase", "train_domain_lora",
+            "eval_model", "summary_sft_eval"} <= gpu_rules  # fmt: skip
