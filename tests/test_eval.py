@@ -279,3 +279,30 @@ def test_demo_ends_with_a_one_screen_summary(demo_run):
     text = proc.stdout
     assert len(text.splitlines()) < 45
     assert "| stage3 | " in text and "domain_merged" in text and "(not built)" not in text
+
+
+def test_dabstep_tasks_are_used_when_their_context_files_are_given(tmp_path):
+    import yaml
+
+    from darecipe.config import load_schema, validate_config
+    from darecipe.evaluation import load_heldout
+    from darecipe.loaders import Rejects
+
+    cfg = validate_config(yaml.safe_load((REPO / "config/config.yaml").read_text()), load_schema(REPO / "config/schema.yaml"))
+    ev = json.loads(json.dumps(cfg["eval"]))
+    for key in ("heldout", "file_tasks", "finqa", "tatqa", "data_root"):
+        ev[key] = str(REPO / ev[key])
+    ev["wikitq"] = {k: str(REPO / v) for k, v in ev["wikitq"].items()}
+    ev["dabstep"]["tasks"] = str(REPO / ev["dabstep"]["tasks"])
+    tasks, notes = load_heldout(ev, Rejects())
+    assert not any(t.source == "dabstep" for t in tasks) and "dabstep: 2 held-out tasks skipped" in notes[0]
+    ctx = tmp_path / "context"
+    ctx.mkdir()
+    (ctx / "payments.csv").write_text("psp_reference,issuing_country\n1,NL\n")
+    (ctx / "manual.md").write_text("# manual\n")
+    ev["dabstep"]["context_dir"] = str(ctx)
+    tasks, notes = load_heldout(ev, Rejects())
+    dab = [t for t in tasks if t.source == "dabstep"]
+    assert notes == [] and [t.id for t in dab] == ["dabstep-5", "dabstep-49"]
+    assert dab[0].files == ["manual.md", "payments.csv"] and dab[0].answer == "NL"
+    assert "Answer must be just the country code" in dab[0].question
