@@ -2,8 +2,8 @@
 next to a plain json-module loop doing the same work, in one run. The last line printed is the figure.
 
 Both read the 13 sets and their per-set token counts, drop over-length records, sample each role at the
-configured shares with a seed, shuffle and write JSONL: the mix from the pipeline's parquet sets (records kept
-as JSON text, written out verbatim), the plain loop from the released JSON arrays with json.load / json.dumps.
+configured shares with a seed, shuffle and write JSONL: the mix from the pipeline's Arrow sets (records kept
+as JSON text, memory-mapped, written out verbatim), the plain loop from the released JSON arrays with json.load / json.dumps.
 Target: the mix >= 10x the plain loop.
 
     .venv/bin/python bench/stage1_mix.py [--records 421060] [--workdir /tmp/mixbench]
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import polars as pl
 
-from darecipe.mix import mix, plain_mix, read_set, write_jsonl, write_set
+from darecipe.mix import mix, plain_mix, read_set, write_set
 from darecipe.stage1 import SET_ROLES
 
 # The released stage-1 counts (RECIPE §3), scaled to --records.
@@ -43,7 +43,7 @@ def generate(root: Path, total: int) -> list[tuple[str, str, Path, Path]]:
             lengths.append(rng.randint(50, 9000))
         path = root / f"{name}.json"  # the released form, read by the plain loop
         path.write_text(json.dumps(recs))
-        write_set(recs, root / f"{name}.parquet")  # the pipeline's form, read by the mix
+        write_set(recs, root / f"{name}.arrow")  # the pipeline's form, read by the mix
         tok = root / f"{name}.tokens.parquet"
         pl.DataFrame({"row": range(n), "n_tokens": lengths}, schema={"row": pl.UInt32, "n_tokens": pl.UInt32}).write_parquet(tok)
         out.append((name, SET_ROLES[name], path, tok))
@@ -62,9 +62,9 @@ def main() -> None:
     os.sync()  # start both timings with no dirty pages from the generation waiting to be written back
 
     t0 = time.perf_counter()
-    frames = [(name, role, read_set(path.with_suffix(".parquet")), pl.read_parquet(tok)) for name, role, path, tok in sets]
+    frames = [(name, role, read_set(path.with_suffix(".arrow")), pl.read_parquet(tok)) for name, role, path, tok in sets]
     out, stats = mix(frames, RATIOS, None, False, 0, 8192)
-    write_jsonl(out, root / "mix.jsonl")
+    out.write_jsonl(root / "mix.jsonl")
     t_mix = time.perf_counter() - t0
     os.sync()
 

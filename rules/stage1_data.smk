@@ -51,7 +51,7 @@ rule stage1_distill:
 rule stage1_refine:
     input:
         tasks="results/data/stage1/tasks/tableqa.jsonl",
-        distilled="results/data/stage1/sets/TableQA_distillation.parquet",
+        distilled="results/data/stage1/sets/TableQA_distillation.arrow",
         template=config["stage1_data"]["prompts"]["refine"],
         cues=config["stage1_data"]["cues"],
     output:
@@ -124,7 +124,7 @@ rule stage1_merge_set:
     input:
         shards=lambda wildcards: get_shards(wildcards.set),
     output:
-        records="results/data/stage1/sets/{set}.parquet",
+        records="results/data/stage1/sets/{set}.arrow",
         rejects="results/data/stage1/sets/{set}.rejects.jsonl",
         metrics="results/data/stage1/sets/{set}.metrics.json",
     log:
@@ -141,7 +141,7 @@ rule stage1_extra_set:
     input:
         lambda wildcards: config["stage1_data"]["extra_sets"][wildcards.set],
     output:
-        records="results/data/stage1/sets/{set}.parquet",
+        records="results/data/stage1/sets/{set}.arrow",
         rejects="results/data/stage1/sets/{set}.rejects.jsonl",
         metrics="results/data/stage1/sets/{set}.metrics.json",
     log:
@@ -156,7 +156,7 @@ rule stage1_extra_set:
 
 rule stage1_set_tokens:
     input:
-        records="results/data/stage1/sets/{set}.parquet",
+        records="results/data/stage1/sets/{set}.arrow",
         model="results/checkpoints/vocab",
     output:
         "results/data/stage1/sets/{set}.tokens.parquet",
@@ -172,7 +172,7 @@ rule stage1_set_tokens:
 
 rule reasoning_release:
     input:
-        sets=expand("results/data/stage1/sets/{set}.parquet", set=get_stage1_sets()),
+        sets=expand("results/data/stage1/sets/{set}.arrow", set=get_stage1_sets()),
     output:
         directory("results/data/reasoning"),
     log:
@@ -185,7 +185,7 @@ rule reasoning_release:
 
 rule stage1_mix:
     input:
-        sets=expand("results/data/stage1/sets/{set}.parquet", set=get_stage1_sets()),
+        sets=expand("results/data/stage1/sets/{set}.arrow", set=get_stage1_sets()),
         tokens=expand("results/data/stage1/sets/{set}.tokens.parquet", set=get_stage1_sets()),
     output:
         train="results/data/stage1/train.jsonl",

@@ -10,7 +10,7 @@ from darecipe.runlog import run_script
 def main(smk, log):
     with atomic_dir(smk.output[0]) as tmp:
         for path in map(Path, smk.input.sets):
-            n = read_set(path).height
+            n = read_set(path).num_rows
             write_json_array(path, Path(tmp) / f"{path.stem}_{n}.json")
             log(f"{path.stem}_{n}.json")
 

@@ -1,4 +1,4 @@
-"""Rule stage1_merge_set: a set's shards -> results/data/stage1/sets/<set>.parquet (+ rejects and metrics)."""
+"""Rule stage1_merge_set: a set's shards -> results/data/stage1/sets/<set>.arrow (+ rejects and metrics)."""
 
 import json
 from pathlib import Path

@@ -5,7 +5,7 @@ from pathlib import Path
 import polars as pl
 
 from darecipe.io import atomic_path, write_json
-from darecipe.mix import mix, read_set, write_jsonl
+from darecipe.mix import mix, read_set
 from darecipe.runlog import run_script
 
 
@@ -15,13 +15,13 @@ def main(smk, log):
     for path, tok in zip(smk.input.sets, smk.input.tokens):
         name = Path(path).stem
         df = read_set(path)
-        if df.height == 0:
+        if df.num_rows == 0:
             log(f"{name}: empty, skipped")
             continue
         sets.append((name, smk.params.roles[name], df, pl.read_parquet(tok)))
     out, stats = mix(sets, cfg["ratios"], cfg["total"], cfg["replace"], cfg["seed"], smk.params.max_tokens)
     with atomic_path(smk.output.train) as tmp:
-        write_jsonl(out, tmp)
+        out.write_jsonl(tmp)
     write_json(smk.output.stats, stats)
     log(f"{stats['records']} records; by role {stats['by_role']}; dropped over {stats['max_tokens']} tokens: "
         f"{stats['dropped_over_length']}")  # fmt: skip

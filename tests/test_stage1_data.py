@@ -15,7 +15,7 @@ from conftest import BIN, copy_repo, snakemake
 
 KEY_ENV = "DARECIPE_TEST_KEY"
 KEY_VALUE = "sk-dummy-5f3c9a17e2b84d06"
-TARGET = "results/data/stage1/sets/TableQA_distillation.parquet"
+TARGET = "results/data/stage1/sets/TableQA_distillation.arrow"
 SHARD_CACHE = "results/cache/llm/TableQA_distillation/0.jsonl"
 
 

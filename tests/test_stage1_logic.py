@@ -126,14 +126,16 @@ def test_mix_shares_seed_and_length_filter(tmp_path):
     sets = []
     for name, role, n in (("a", "data_science", 50), ("b", "general_reasoning", 50)):
         recs = [{"messages": [{"role": "user", "content": f"{name}{i}"}, {"role": "assistant", "content": "x"}], "id": f"{name}{i}"} for i in range(n)]
-        write_set(recs, tmp_path / f"{name}.parquet")
+        write_set(recs, tmp_path / f"{name}.arrow")
         toks = pl.DataFrame({"row": range(n), "n_tokens": [10 if i % 10 else 999 for i in range(n)]}, schema={"row": pl.UInt32, "n_tokens": pl.UInt32})
-        sets.append((name, role, read_set(tmp_path / f"{name}.parquet"), toks))
+        sets.append((name, role, read_set(tmp_path / f"{name}.arrow"), toks))
     out, stats = mix(sets, {"data_science": 0.75, "general_reasoning": 0.25}, None, False, 3, 100)
     assert stats["dropped_over_length"] == 10 and stats["available_by_role"] == {"data_science": 45, "general_reasoning": 45}
     assert stats["by_role"] == {"data_science": 45, "general_reasoning": 15}  # total = 45 / 0.75 = 60
     again, _ = mix(sets, {"data_science": 0.75, "general_reasoning": 0.25}, None, False, 3, 100)
-    assert out["id"].to_list() == again["id"].to_list()
-    assert all(json.loads(r)["id"] == i for r, i in zip(out["record"], out["id"]))
+    assert out.index["id"].to_list() == again.index["id"].to_list()
+    assert all(json.loads(r)["id"] == i for r, i in zip(out.records(), out.index["id"]))
+    out.write_jsonl(tmp_path / "mix.jsonl")
+    assert (tmp_path / "mix.jsonl").read_text() == "".join(out.records())
     with pytest.raises(ValueError, match="only 45 exist"):
         mix(sets, {"data_science": 1.0}, 90, False, 3, 100)

@@ -270,9 +270,6 @@ def training_records(path: Path) -> list[tuple[str, str, str]]:
         df = pl.read_parquet(path)
         for i, row in enumerate(df.iter_rows(named=True)):
             msgs = row.get("prompt") or []
-            if "record" in row:  # stage-1 set parquet: one JSON record per row
-                rec = json.loads(row["record"])
-                msgs = rec.get("messages", [])
             text = " ".join(str(m.get("content", "")) for m in msgs if m.get("role") in ("user", "system"))
             text += " " + str(row.get("input_seq") or "")
             rid = str(row.get("id") or row.get("workspace_id") or "")

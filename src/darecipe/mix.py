@@ -1,4 +1,7 @@
-"""The stage-1 mix: sets -> one seeded SFT file with configured shares by role (polars, no per-record Python).
+"""The stage-1 mix: sets -> one seeded SFT file with configured shares by role.
+
+Sets are Arrow IPC files, memory-mapped when read; sampling runs on a light polars index (set, row, role,
+length); the output is the chosen records' bytes gathered from the maps with `writev` (no record is parsed).
 
 Token lengths are counted once per set by `count_tokens` (real tokenizer, batched in Rust) and stored beside the
 set, so changing the mix ratios reshuffles without re-tokenising.
@@ -7,35 +10,44 @@ set, so changing the mix ratios reshuffles without re-tokenising.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 def write_set(records: list[dict], path: str | Path) -> None:
-    """A set as parquet: one row per record, the record itself as one JSON line (its text ends in a newline),
-    so the mix writes the chosen records out byte for byte."""
+    """A set as an Arrow IPC file (uncompressed): one row per record, the record itself as one JSON line (its
+    text ends in a newline). The mix memory-maps it and writes the chosen records out byte for byte."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
     from .io import atomic_path
 
-    df = pl.DataFrame(
-        {"id": [str(r.get("id", i)) for i, r in enumerate(records)],
-         "record": [json.dumps(r, ensure_ascii=False) + "\n" for r in records]},
-        schema={"id": pl.String, "record": pl.String},
-    )  # fmt: skip
+    table = pa.table({
+        "id": pa.array([str(r.get("id", i)) for i, r in enumerate(records)], pa.string()),
+        "record": pa.array([json.dumps(r, ensure_ascii=False) + "\n" for r in records], pa.large_string()),
+    })  # fmt: skip
     with atomic_path(path) as tmp:
-        df.write_parquet(tmp, compression="lz4")
+        with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
 
 
-def read_set(path: str | Path) -> pl.DataFrame:
-    return pl.read_parquet(path)
+def read_set(path: str | Path):
+    """The set as a pyarrow Table over a memory map of the file (nothing is copied until it is used)."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    return ipc.open_file(pa.memory_map(str(path), "r")).read_all()
 
 
 def set_records(path: str | Path) -> list[dict]:
-    return [json.loads(r) for r in read_set(path)["record"]]
+    return [json.loads(r) for r in read_set(path).column("record").to_pylist()]
 
 
 def write_json_array(path_in: str | Path, path_out: str | Path) -> int:
     """The released form of a set: a JSON array of records."""
-    records = read_set(path_in)["record"].to_list()
+    records = read_set(path_in).column("record").to_pylist()
     Path(path_out).write_text("[\n" + ",\n".join(r.rstrip("\n") for r in records) + "\n]\n", encoding="utf-8")
     return len(records)
 
@@ -54,38 +66,99 @@ def count_tokens(set_path: str | Path, tokenizer_json: str | Path) -> pl.DataFra
     return pl.DataFrame({"row": range(len(lengths)), "n_tokens": lengths}, schema={"row": pl.UInt32, "n_tokens": pl.UInt32})
 
 
+class Mixed:
+    """The chosen records: an index (id, set, role, n_tokens, g = row in the concatenated sets) in output order,
+    over the sets' memory-mapped record columns. Writing copies each chosen record once, from the map to the file."""
+
+    def __init__(self, index: pl.DataFrame, sources: list, starts: np.ndarray):
+        self.index, self.sources, self.starts = index, sources, starts
+
+    @property
+    def height(self) -> int:
+        return self.index.height
+
+    def _ranges(self):
+        """(source, byte start, byte end) of every chosen record, as numpy arrays."""
+        g = self.index["g"].to_numpy().astype(np.int64)
+        src = np.searchsorted(self.starts, g, side="right") - 1
+        row = g - self.starts[src]
+        lo, hi = np.empty(len(g), np.int64), np.empty(len(g), np.int64)
+        for k, (offsets, _) in enumerate(self.sources):
+            m = src == k
+            lo[m], hi[m] = offsets[row[m]], offsets[row[m] + 1]
+        return src, lo, hi
+
+    def records(self) -> list[str]:
+        src, lo, hi = self._ranges()
+        return [bytes(self.sources[k][1][a:b]).decode("utf-8") for k, a, b in zip(src.tolist(), lo.tolist(), hi.tolist())]
+
+    def write_jsonl(self, path: str | Path) -> None:
+        """One ms-swift `messages` record per line, the chosen records' bytes gathered by `writev`."""
+        src, lo, hi = self._ranges()
+        views = [data for _, data in self.sources]
+        with open(path, "wb") as f:
+            fd, batch = f.fileno(), []
+            for k, a, b in zip(src.tolist(), lo.tolist(), hi.tolist()):
+                batch.append(views[k][a:b])
+                if len(batch) == IOV_BATCH:
+                    _writev_all(fd, batch)
+                    batch = []
+            if batch:
+                _writev_all(fd, batch)
+
+
+IOV_BATCH = 1024  # Linux's IOV_MAX
+
+
+def _writev_all(fd: int, bufs: list) -> None:
+    total = sum(len(b) for b in bufs)
+    done = os.writev(fd, bufs)
+    if done < total:  # a short write (rare on regular files): write the rest plainly
+        rest = b"".join(bytes(b) for b in bufs)[done:]
+        while rest:
+            rest = rest[os.write(fd, rest) :]
+
+
+def _record_buffers(table) -> tuple[np.ndarray, memoryview]:
+    """Offsets and data of a set's `record` column (large_string): views of the memory map, not copies."""
+    arr = table.column("record").combine_chunks()
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
+    return offsets, memoryview(arr.buffers()[2]) if arr.buffers()[2] is not None else memoryview(b"")
+
+
 def mix(
-    sets: list[tuple[str, str, pl.DataFrame, pl.DataFrame]],
+    sets: list[tuple],
     ratios: dict[str, float] | None,
     total: int | None,
     replace: bool,
     seed: int,
     max_tokens: int,
-) -> tuple[pl.DataFrame, dict]:
-    """`sets`: (name, role, records, token counts). Returns the shuffled mix (id, record, set, role, n_tokens)
-    and its statistics.
+) -> tuple[Mixed, dict]:
+    """`sets`: (name, role, records table from `read_set`, token counts). Returns the shuffled mix and its
+    statistics.
 
     With `ratios`, each role gets round(total × share) records, sampled without replacement unless `replace`;
     without `total`, the total is the largest one the available records allow at those shares.
     Without `ratios`, every record is kept. Records longer than `max_tokens` are dropped first and counted.
-    Sampling works on a light index (set, row, role, length); only the chosen records' text is copied.
+    Sampling works on a light index (set, row, role, length); only the chosen records' bytes are written.
     """
     if not sets:
         raise ValueError("no stage-1 sets to mix")
-    index_parts, texts, ids = [], [], []
+    index_parts, ids, sources, starts = [], [], [], [0]
     offset = 0
-    for name, role, df, toks in sets:
-        if df.height != toks.height:
-            raise ValueError(f"set {name}: {df.height} records but {toks.height} token counts (stale token file?)")
+    for name, role, table, toks in sets:
+        if table.num_rows != toks.height:
+            raise ValueError(f"set {name}: {table.num_rows} records but {toks.height} token counts (stale token file?)")
         index_parts.append(pl.DataFrame({
-            "g": pl.int_range(offset, offset + df.height, dtype=pl.UInt32, eager=True),
-            "set": pl.Series([name] * df.height, dtype=pl.Categorical),
-            "role": pl.Series([role] * df.height, dtype=pl.Categorical),
+            "g": pl.int_range(offset, offset + table.num_rows, dtype=pl.UInt32, eager=True),
+            "set": pl.Series([name] * table.num_rows, dtype=pl.Categorical),
+            "role": pl.Series([role] * table.num_rows, dtype=pl.Categorical),
             "n_tokens": toks["n_tokens"],
         }))  # fmt: skip
-        texts.append(df["record"])
-        ids.append(df["id"])
-        offset += df.height
+        ids.append(pl.from_arrow(table.column("id")))
+        sources.append(_record_buffers(table))
+        offset += table.num_rows
+        starts.append(offset)
     index = pl.concat(index_parts)
     kept = index.filter(pl.col("n_tokens") <= max_tokens)
     dropped = index.height - kept.height
@@ -111,13 +184,12 @@ def mix(
     else:
         chosen = kept
     chosen = chosen.sample(fraction=1.0, shuffle=True, seed=seed)
-    g = chosen["g"]
     out = chosen.select(
-        pl.Series("id", pl.concat(ids, rechunk=False).gather(g)),
-        pl.Series("record", pl.concat(texts, rechunk=False).gather(g)),
+        pl.Series("id", pl.concat(ids, rechunk=False).gather(chosen["g"])),
         pl.col("set").cast(pl.String),
         pl.col("role").cast(pl.String),
         "n_tokens",
+        "g",
     )
     stats = {
         "records": out.height,
@@ -129,29 +201,13 @@ def mix(
         "tokens": _token_stats(out["n_tokens"]),
         "ratios": ratios,
     }
-    return out, stats
+    return Mixed(out, sources, np.array(starts, dtype=np.int64)), stats
 
 
 def _token_stats(s: pl.Series) -> dict:
     if s.len() == 0:
         return {}
     return {"total": int(s.sum()), "mean": round(float(s.mean()), 1), "p50": int(s.median()), "max": int(s.max())}
-
-
-def write_jsonl(df: pl.DataFrame, path: str | Path) -> None:
-    """One ms-swift `messages` record per line: the chosen records' JSON lines written verbatim, in one write
-    of the column's Arrow data buffer. Roles and lengths are in the mix's stats."""
-    arr = df["record"].to_arrow()
-    if arr.num_chunks if hasattr(arr, "num_chunks") else False:
-        arr = arr.combine_chunks()
-    offsets = arr.buffers()[1]
-    data = arr.buffers()[2]
-    import numpy as np
-
-    off = np.frombuffer(offsets, dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
-    with open(path, "wb") as f:
-        if len(arr):
-            f.write(memoryview(data)[off[0] : off[-1]])
 
 
 def plain_mix(set_files: list[tuple[str, str, str, list[int]]], ratios, total, replace, seed, max_tokens, out_path):
