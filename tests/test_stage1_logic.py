@@ -139,3 +139,24 @@ def test_mix_shares_seed_and_length_filter(tmp_path):
     assert (tmp_path / "mix.jsonl").read_text() == "".join(out.records())
     with pytest.raises(ValueError, match="only 45 exist"):
         mix(sets, {"data_science": 1.0}, 90, False, 3, 100)
+
+
+def test_mix_reads_sets_written_in_several_record_batches(tmp_path):
+    """A set file with more than one record batch (any Arrow writer may produce one) mixes the same records."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    recs = [json.dumps({"id": f"r{i}", "messages": []}) + "\n" for i in range(10)]
+    table = pa.table({"id": [f"r{i}" for i in range(10)], "record": pa.array(recs, pa.large_string())})
+    path = tmp_path / "multi.arrow"
+    with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, table.schema) as w:
+        for batch in table.to_batches(max_chunksize=3):
+            w.write_batch(batch)
+    t = read_set(path)
+    assert t.column("record").num_chunks == 4
+    toks = pl.DataFrame({"row": range(10), "n_tokens": [5] * 10}, schema={"row": pl.UInt32, "n_tokens": pl.UInt32})
+    out, _ = mix([("m", "data_science", t, toks)], None, None, False, 0, 100)
+    assert sorted(out.records()) == sorted(recs)
+    assert [json.loads(r)["id"] for r in out.records()] == out.index["id"].to_list()
+    out.write_jsonl(tmp_path / "o.jsonl")
+    assert (tmp_path / "o.jsonl").read_text() == "".join(out.records())

@@ -119,11 +119,15 @@ def _writev_all(fd: int, bufs: list) -> None:
             rest = rest[os.write(fd, rest) :]
 
 
-def _record_buffers(table) -> tuple[np.ndarray, memoryview]:
-    """Offsets and data of a set's `record` column (large_string): views of the memory map, not copies."""
-    arr = table.column("record").combine_chunks()
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
-    return offsets, memoryview(arr.buffers()[2]) if arr.buffers()[2] is not None else memoryview(b"")
+def _record_buffers(table) -> list[tuple[np.ndarray, memoryview]]:
+    """Offsets and data of each chunk of a set's `record` column (large_string): views of the memory map, not
+    copies (combining chunks would copy the whole column)."""
+    out = []
+    for arr in table.column("record").chunks:
+        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
+        data = arr.buffers()[2]
+        out.append((offsets, memoryview(data) if data is not None else memoryview(b"")))
+    return out
 
 
 def mix(
@@ -156,9 +160,10 @@ def mix(
             "n_tokens": toks["n_tokens"],
         }))  # fmt: skip
         ids.append(pl.from_arrow(table.column("id")))
-        sources.append(_record_buffers(table))
+        for offsets, data in _record_buffers(table):
+            sources.append((offsets, data))
+            starts.append(starts[-1] + len(offsets) - 1)
         offset += table.num_rows
-        starts.append(offset)
     index = pl.concat(index_parts)
     kept = index.filter(pl.col("n_tokens") <= max_tokens)
     dropped = index.height - kept.height
