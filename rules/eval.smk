@@ -73,6 +73,7 @@ rule report_plots:
         token_files=expand("results/data/stage1/sets/{set}.tokens.parquet", set=get_stage1_sets()),
         set_metrics=expand("results/data/stage1/sets/{set}.metrics.json", set=get_stage1_sets()),
         synthesis_metrics=expand("results/data/synthesis/{category}.metrics.json", category=INTERACTION_CATEGORIES),
+        summary_metrics=["results/summary/samples.metrics.json", "results/summary/with_summary.metrics.json"],
         sft_models=["results/checkpoints/stage1", "results/checkpoints/stage2", "results/checkpoints/domain_lora"],
         stage3="results/checkpoints/stage3",
         eval_summary="results/eval/summary.json",

@@ -20,6 +20,15 @@ def _save(fig, path):
     plt.close(fig)
 
 
+# metrics files named after their output rather than their rule
+RULE_OF = {"samples": "summary_samples", "with_summary": "summary_llm"}
+
+
+def _rule(path, m) -> str:
+    stem = Path(path).name.removesuffix(".metrics.json")
+    return m.get("category") or RULE_OF.get(stem, stem)
+
+
 def _load(path):
     return json.loads(Path(path).read_text())
 
@@ -62,7 +71,7 @@ def rejects(metric_files, out):
     counts = {}
     for p in metric_files:
         m = _load(p)
-        rule = m.get("category") or Path(p).name.removesuffix(".metrics.json")
+        rule = _rule(p, m)
         for reason, n in (m.get("reject_reasons") or {}).items():
             counts[f"{rule}: {reason[:50]}"] = counts.get(f"{rule}: {reason[:50]}", 0) + n
     fig, ax = plt.subplots(figsize=(10, 0.4 * max(4, len(counts)) + 1))
@@ -135,7 +144,7 @@ def llm_usage(metric_files, out):
         m = _load(p)
         llm = m.get("llm") or {}
         roles = llm if all(isinstance(v, dict) for v in llm.values()) else {"": llm}
-        rule = m.get("category") or Path(p).name.removesuffix(".metrics.json")
+        rule = _rule(p, m)
         n = sum(t.get("responses", 0) + t.get("from_cache", 0) for t in roles.values() if t)
         if not n:
             continue  # a category with no workspace in this configuration
@@ -155,11 +164,11 @@ def main(smk, log):
     i, o = smk.input, smk.output
     stage1_mix(_load(i.stage1_stats), o.stage1_mix)
     token_lengths(i.token_files, o.token_lengths)
-    rejects(i.set_metrics + i.synthesis_metrics, o.rejects)
+    rejects(i.set_metrics + i.synthesis_metrics + i.summary_metrics, o.rejects)
     training_loss([Path(d) / "metrics.json" for d in i.sft_models], o.training_loss)
     stage3_reward(_load(Path(i.stage3) / "metrics.json"), o.stage3_reward)
     eval_stages(_load(i.eval_summary), o.eval_stages)
-    llm_usage(i.set_metrics + i.synthesis_metrics, o.llm_usage)
+    llm_usage(i.set_metrics + i.synthesis_metrics + i.summary_metrics, o.llm_usage)
     log(f"wrote {len(o)} figures")
 
 
