@@ -61,12 +61,21 @@ def test_results_come_back_in_input_order_with_usage():
 
 def test_client_processes_share_the_work_keep_order_cache_and_retries(tmp_path):
     path = tmp_path / "cache.jsonl"
-    with FakeOpenAI(latency_s=0.01, fault_rate=0.3, faults=("429", "500", "malformed_json"), seed=3) as server:
+    seen = set()
+
+    def plan(n, body):  # every third question fails once (429, 500 or a malformed body), then succeeds
+        i = int(body["messages"][-1]["content"].split()[-1])
+        if i % 3 or i in seen:
+            return None
+        seen.add(i)
+        return ("429", "500", "malformed_json")[i // 3 % 3]
+
+    with FakeOpenAI(latency_s=0.01, fault_plan=plan) as server:
         s = settings(server, max_in_flight=8, client_processes=2)
         results, totals = run_requests(s, requests(30), ResponseCache(path), progress=False)
     assert [r.text for r in results] == [f"reply to: question {i}" for i in range(30)]
-    assert totals.responses == 30 and totals.failed == 0 and totals.retries == sum(server.faults_sent.values()) > 0
-    assert totals.requests_sent == server.requests == 30 + totals.retries
+    assert totals.responses == 30 and totals.failed == 0 and totals.retries == 10 == sum(server.faults_sent.values())
+    assert totals.requests_sent == server.requests == 40
     assert totals.completion_tokens == sum(len(r.text.split()) for r in results)
     assert len(ResponseCache(path).entries) == 30  # the parent wrote every answer to the cache
 

@@ -343,6 +343,11 @@ def _worker(settings: LLMSettings, items: list, q, log) -> None:
 
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         runner.run(main())
+    # Everything is sent: flush the queue and leave without the interpreter's teardown, which in a process forked
+    # from a threaded parent can wait on a lock some other thread held at the fork.
+    q.close()
+    q.join_thread()
+    os._exit(0)
 
 
 def _client(settings: LLMSettings):
