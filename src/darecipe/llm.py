@@ -249,28 +249,19 @@ async def _run(settings, requests, cache, log, progress):
                 cache.put(key, req.id, text, 0, 0)
                 totals.responses += 1
                 bar.update(1)
-        elif pending and settings.client_processes > 1 and len(pending) > settings.client_processes:
-            for i, res in _in_processes(settings, pending, totals, log):
+        elif pending:
+
+            def record(i: int, res: LLMResult) -> None:
                 if res.text is not None:
                     cache.put(res.key, res.id, res.text, res.prompt_tokens, res.completion_tokens)
                 results[i] = res
                 bar.update(1)
-        elif pending:
-            client = _client(settings)
-            sem = asyncio.Semaphore(settings.max_in_flight)
 
-            async def one(i, req, key):
-                async with sem:
-                    res = await _complete(client, settings, req, key, totals, log)
-                if res.text is not None:
-                    cache.put(key, req.id, res.text, res.prompt_tokens, res.completion_tokens)
-                results[i] = res
-                bar.update(1)
-
-            try:
-                await asyncio.gather(*(one(i, req, key) for i, req, key in pending))
-            finally:
-                await client.close()
+            if settings.client_processes > 1 and len(pending) > settings.client_processes:
+                for i, res in _in_processes(settings, pending, totals, log):
+                    record(i, res)
+            else:
+                await _answer(settings, pending, totals, log, record)
     finally:
         bar.close()
     for r in results:
@@ -325,20 +316,27 @@ def _in_processes(settings: LLMSettings, pending: list, totals: Totals, log):
                 w.kill()
 
 
+async def _answer(settings: LLMSettings, items: list, totals: Totals, log, on_result) -> None:
+    """Send `items` ((index, request, key)) through one async client, `max_in_flight` at a time, calling
+    `on_result(index, result)` as each request ends."""
+    client = _client(settings)
+    sem = asyncio.Semaphore(settings.max_in_flight)
+
+    async def one(i, req, key):
+        async with sem:
+            res = await _complete(client, settings, req, key, totals, log)
+        on_result(i, res)
+
+    try:
+        await asyncio.gather(*(one(i, req, key) for i, req, key in items))
+    finally:
+        await client.close()
+
+
 def _worker(settings: LLMSettings, items: list, q, log) -> None:
     async def main():
         totals = Totals()
-        client = _client(settings)
-        sem = asyncio.Semaphore(settings.max_in_flight)
-
-        async def one(i, req, key):
-            async with sem:
-                q.put((i, await _complete(client, settings, req, key, totals, log)))
-
-        try:
-            await asyncio.gather(*(one(i, req, key) for i, req, key in items))
-        finally:
-            await client.close()
+        await _answer(settings, items, totals, log, lambda i, res: q.put((i, res)))
         q.put(("totals", {k: getattr(totals, k) for k in ("requests_sent", "responses", "failed", "retries")}))
 
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:

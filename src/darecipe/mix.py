@@ -52,16 +52,18 @@ def write_json_array(path_in: str | Path, path_out: str | Path) -> int:
     return len(records)
 
 
+def chat_text(messages: list[dict]) -> str:
+    """Messages laid out as the Qwen3 chat template lays them out (for token counts)."""
+    return "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+
+
 def count_tokens(set_path: str | Path, tokenizer_json: str | Path) -> pl.DataFrame:
     """(row, n_tokens) for every record of a set, with the training tokenizer, on the chat text as the Qwen3
     template lays it out."""
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(tokenizer_json))
-    texts = [
-        "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in rec["messages"])
-        for rec in set_records(set_path)
-    ]
+    texts = [chat_text(rec["messages"]) for rec in set_records(set_path)]
     lengths = [len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False)] if texts else []
     return pl.DataFrame({"row": range(len(lengths)), "n_tokens": lengths}, schema={"row": pl.UInt32, "n_tokens": pl.UInt32})
 

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from string import Template
 
 from .answers import answers_match
+from .mix import chat_text
 
 SUMMARY_OPEN, SUMMARY_CLOSE = "<summary>", "</summary>"
 # Chat-template text (Search-R1 rollouts): `<|im_start|>role\n...` blocks; the last assistant block runs on to
@@ -309,11 +310,6 @@ def split_records(records: list[dict], val: set[str]) -> tuple[list[dict], list[
 
 
 # ---------------------------------------------------------------- token statistics and evaluation
-
-
-def chat_text(messages: list[dict]) -> str:
-    """Messages laid out as the Qwen3 template lays them out (for token counts)."""
-    return "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
 
 
 def token_stats(records: list[dict], encode) -> dict:

@@ -61,9 +61,9 @@ def _training_args(hp: dict) -> list[str]:
 
 def _fixed(hp: dict) -> list[str]:
     """The fixed flags, with LoRA in place of full fine-tuning when the stage has a `lora_rank` (domain LoRA)."""
-    if "lora_rank" not in hp:
-        return list(COMMON_FIXED)
     fixed = list(COMMON_FIXED)
+    if "lora_rank" not in hp:
+        return fixed
     fixed[fixed.index("--tuner_type") + 1] = "lora"
     fixed += [
         "--lora_rank", str(hp["lora_rank"]),
