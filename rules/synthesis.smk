@@ -33,7 +33,9 @@ rule synth_category:
     benchmark:
         "benchmarks/synth_category/{category}.tsv"
     conda:
-        "../envs/data.yaml"
+        TEACHER_ENV
+    resources:
+        gpu=TEACHER_GPUS,
     params:
         teacher=canonical({k: config["llm"][k] for k in ("backend", "model", "sampling")}),
         sandbox=canonical(config["sandbox"]),

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
-from .llm import LLMRequest, LLMSettings, ResponseCache, Totals, run_requests
+from .llm import LLMRequest, LLMResult, LLMSettings, ResponseCache, Totals, run_requests
 from .sandbox import ExecResult, SandboxLimits, Session
 from .tags import last_open_code
 
@@ -37,6 +37,7 @@ class Trajectory:
     stop: str  # answer | no_code | max_turns | error
     results: list[ExecResult] = field(default_factory=list)
     error: str | None = None
+    retryable: bool = False  # stopped by a teacher request that went unanswered (not the content's fault)
 
     @property
     def exec_ok(self) -> int:
@@ -72,7 +73,10 @@ def run_agents(generate: Generator, states: list[State], workspaces: list[Path],
             for i, out in zip(active, outs):
                 s = states[i]
                 if out is None:
-                    done[i] = Trajectory(s.id, s.prompt, s.text, turn, False, "error", results[i], "generation failed")
+                    # A generator that knows why (ChatGenerator) says so: unanswered is not the same as refused.
+                    fail = getattr(generate, "failures", {}).get(s.id)
+                    done[i] = Trajectory(s.id, s.prompt, s.text, turn, False, "error", results[i],
+                                         fail.error if fail else "generation failed", bool(fail and fail.retryable))  # fmt: skip
                     continue
                 s.text += cut_at_code_end(out)
                 code = None if "</Answer>" in s.text else last_open_code(s.text)
@@ -114,6 +118,7 @@ class ChatGenerator:
     def __init__(self, settings: LLMSettings, cache: ResponseCache, system: str | Callable[[State], str], log=None):
         self.settings, self.cache, self.system, self.log = settings, cache, system, log
         self.totals = Totals()
+        self.failures: dict[str, LLMResult] = {}  # state id -> its failed request (error, retryable)
 
     def __call__(self, states: list[State]) -> list[str | None]:
         reqs = []
@@ -123,6 +128,7 @@ class ChatGenerator:
         results, totals = run_requests(self.settings, reqs, self.cache, log=self.log, progress=False)
         for k, v in totals.as_dict().items():
             setattr(self.totals, k, getattr(self.totals, k) + v)
+        self.failures.update({s.id: r for s, r in zip(states, results) if r.error})
         return [r.text for r in results]
 
 
