@@ -1,0 +1,136 @@
+"""What the teacher costs at paper scale, and how long it takes: API online, API batch, or a local vLLM teacher.
+
+Requests per step come from the recipe's data sizes (RECIPE §3-§4) divided by an acceptance rate (rejected
+replies were paid for too); prompt sizes are the means `tools/teacher_sizes.py` measured on the shipped data
+(Qwen3 tokens), scaled where the paper's inputs are longer (refinement reads a full distillation, the solver and
+inspector a ~9-turn trajectory); reply sizes are assumptions (the recordings are shorter than a strong
+teacher's reasoning). Every figure is a parameter: run `python -m darecipe.teacher_plan --help`.
+
+Time, online: the slowest of the provider's token limit, its request limit and the client's concurrency
+(requests x latency / in flight). Batch: the one-shot steps (stage 1) at the batch price, each wave within the
+24 h window; the multi-turn steps stay online. Local: prefill and decode throughput of the GPUs (vLLM's prefix
+cache spares most of the solver's re-sent history, `--prefix-hit`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+TURNS = 9  # mean solver turns per trajectory (RECIPE §7: 8-10 rounds after stage 2)
+OBS = 300  # tokens of <Execute> output per turn (assumption)
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    records: int  # what the recipe keeps (RECIPE)
+    accept: float  # share of requests whose reply is kept (assumption)
+    prompt: int  # mean prompt tokens per request
+    reply: int  # mean reply tokens per request
+    batchable: bool  # one-shot (batch mode) or multi-turn (online)
+    per_record: float = 1.0  # requests per kept record before acceptance
+
+    @property
+    def requests(self) -> int:
+        return round(self.records * self.per_record / self.accept)
+
+    @property
+    def prompt_tokens(self) -> float:
+        return self.requests * self.prompt
+
+    @property
+    def reply_tokens(self) -> float:
+        return self.requests * self.reply
+
+
+def paper_steps(turns: int = TURNS, solver_reply: int = 400) -> list[Step]:
+    step = solver_reply + OBS  # one turn's growth of the history
+    solver_prompt = round(330 + step * (turns - 1) / 2)  # system + task (measured 330), then the history so far
+    trajectories = 26_202 / 0.6  # stage-2 records kept / inspector acceptance (assumption)
+    return [
+        Step("distill", 39_301, 0.80, 768, 800, True),
+        Step("refine", 39_301, 0.85, 768 - 167 + 800, 1_200, True),  # the prompt holds the distilled reasoning
+        Step("tablegpt", 29_448, 0.90, 519, 400, True),
+        Step("file", 13_023, 0.70, 280, 600, True),
+        # 20 SFT + 10 RL tasks per call, ~150 tokens each
+        Step("questioner", round(trajectories + 15_000), 1.0, 816, 4_500, False, per_record=1 / 30),
+        Step("solver", 26_202, 0.60, solver_prompt, solver_reply, False, per_record=turns),
+        Step("inspector", 26_202, 0.60, 668 + step * turns, 200, False),
+    ]
+
+
+@dataclass(frozen=True)
+class Prices:
+    input_per_mtok: float = 2.0  # gpt-4.1 list price, USD (check current prices)
+    output_per_mtok: float = 8.0
+    batch_factor: float = 0.5
+
+
+def api_cost(steps: list[Step], p: Prices, batch: bool) -> float:
+    usd = 0.0
+    for s in steps:
+        cost = (s.prompt_tokens * p.input_per_mtok + s.reply_tokens * p.output_per_mtok) / 1e6
+        usd += cost * (p.batch_factor if batch and s.batchable else 1.0)
+    return usd
+
+
+def online_hours(steps: list[Step], tpm: float, rpm: float, in_flight: int, latency_s: float) -> float:
+    requests = sum(s.requests for s in steps)
+    tokens = sum(s.prompt_tokens + s.reply_tokens for s in steps)
+    return max(tokens / tpm, requests / rpm, requests * latency_s / in_flight / 60) / 60
+
+
+def local_hours(steps: list[Step], prefill_tps: float, decode_tps: float, prefix_hit: float) -> float:
+    """Node-hours: prompts prefilled (the solver's history mostly from the prefix cache), replies decoded."""
+    prefill = sum(s.prompt_tokens * ((1 - prefix_hit) if s.name == "solver" else 1.0) for s in steps)
+    return (prefill / prefill_tps + sum(s.reply_tokens for s in steps) / decode_tps) / 3600
+
+
+def report(a) -> str:
+    steps = paper_steps(a.turns, a.solver_reply)
+    prices = Prices(a.input_price, a.output_price, a.batch_factor)
+    rows = [f"{'step':<11} {'requests':>9} {'prompt tok':>11} {'reply tok':>10} {'M in':>8} {'M out':>7} {'mode':>7}"]
+    for s in steps:
+        rows.append(f"{s.name:<11} {s.requests:>9,} {s.prompt:>11,} {s.reply:>10,} {s.prompt_tokens / 1e6:>8,.1f} "
+                    f"{s.reply_tokens / 1e6:>7,.1f} {'batch' if s.batchable else 'online':>7}")  # fmt: skip
+    n = sum(s.requests for s in steps)
+    m_in, m_out = sum(s.prompt_tokens for s in steps) / 1e6, sum(s.reply_tokens for s in steps) / 1e6
+    rows.append(f"{'total':<11} {n:>9,} {'':>11} {'':>10} {m_in:>8,.1f} {m_out:>7,.1f}")
+    online = online_hours(steps, a.tpm, a.rpm, a.in_flight, a.latency)
+    multi = [s for s in steps if not s.batchable]
+    node_h = local_hours(steps, a.prefill_tps, a.decode_tps, a.prefix_hit)
+    rows += [
+        "",
+        f"API online: ${api_cost(steps, prices, False):,.0f}; {online:,.1f} h at {a.tpm:,.0f} tokens/min, "
+        f"{a.rpm:,.0f} requests/min, {a.in_flight} in flight x {a.latency:g} s",
+        f"API batch:  ${api_cost(steps, prices, True):,.0f} (stage 1 at x{a.batch_factor:g}); stage 1 within 24 h "
+        f"per wave, the multi-turn steps online: {online_hours(multi, a.tpm, a.rpm, a.in_flight, a.latency):,.1f} h",
+        f"local vLLM: {node_h:,.1f} h of one {a.gpus}-GPU node = {node_h * a.gpus:,.0f} GPU-hours = "
+        f"${node_h * a.gpus * a.gpu_hour:,.0f} at ${a.gpu_hour:g}/GPU-hour (prefill {a.prefill_tps:,.0f} and decode "
+        f"{a.decode_tps:,.0f} tokens/s per node, {a.prefix_hit:.0%} of the solver's prompts from the prefix cache)",
+    ]
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--turns", type=int, default=TURNS)
+    ap.add_argument("--solver-reply", type=int, default=400, help="tokens the solver writes per turn")
+    ap.add_argument("--input-price", type=float, default=2.0, help="USD per million prompt tokens")
+    ap.add_argument("--output-price", type=float, default=8.0, help="USD per million reply tokens")
+    ap.add_argument("--batch-factor", type=float, default=0.5)
+    ap.add_argument("--tpm", type=float, default=2_000_000, help="the account's tokens per minute")
+    ap.add_argument("--rpm", type=float, default=10_000, help="the account's requests per minute")
+    ap.add_argument("--in-flight", type=int, default=1024, help="requests in flight over all jobs")
+    ap.add_argument("--latency", type=float, default=20.0, help="seconds per request")
+    ap.add_argument("--gpus", type=int, default=8)
+    ap.add_argument("--prefill-tps", type=float, default=40_000, help="prompt tokens/s of one node")
+    ap.add_argument("--decode-tps", type=float, default=4_000, help="reply tokens/s of one node")
+    ap.add_argument("--prefix-hit", type=float, default=0.8, help="share of solver prompt tokens from the prefix cache")
+    ap.add_argument("--gpu-hour", type=float, default=2.0, help="USD per GPU-hour")
+    print(report(ap.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()
