@@ -119,3 +119,19 @@ def test_retry_after_is_waited_for_before_the_retry():
         results, totals = run_requests(s, requests(1), ResponseCache(None), progress=False)
     assert results[0].text and totals.rate_limited == 1 and server.requests == 2
     assert arrivals[1] - arrivals[0] >= 0.4  # not the 1 ms backoff: the server's Retry-After
+
+
+def test_the_test_server_enforces_its_budget_with_429_and_retry_after():
+    import httpx
+
+    body = {"model": "m", "messages": [{"role": "user", "content": "one two three"}], "max_tokens": 7}
+    with FakeOpenAI(limits=ServerLimits(requests_per_min=60, tokens_per_min=600, burst_s=1.0)) as server:
+        with httpx.Client() as http:
+            first = http.post(f"{server.base_url}/chat/completions", json=body)
+            second = http.post(f"{server.base_url}/chat/completions", json=body)  # the bucket held one request
+    assert first.status_code == 200 and first.headers["x-ratelimit-limit-requests"] == "60"
+    # 10 tokens held, 3 + 7 reserved, then corrected to the usage: 3 prompt + 5 reply words ("reply to: one two
+    # three"); plus what refilled meanwhile (10 per second)
+    assert first.headers["x-ratelimit-remaining-tokens"] in ("2", "3")
+    assert second.status_code == 429 and server.rate_limited == 1 and len(server.admissions) == 1
+    assert 0 < float(second.headers["retry-after-ms"]) <= 1000 and second.headers["retry-after"] == "1"

@@ -3,7 +3,8 @@
 qa -> {"score": 1-5}; datatask -> {"accuracy": 1-5}; openresearch -> five dimensions, 1-5 each. Replies are
 parsed robustly (code fences, trailing commas, prose around the JSON); a reply that still cannot be parsed is
 asked again with a reminder, then scored as `judge.on_unparseable` says (`lowest`: 1, `drop`: the term is left
-out) and counted.
+out) and counted. A call left unanswered after its retries (transport, limits, server) says nothing about the
+rollout: its judge terms are dropped and counted apart, never scored lowest.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class JudgeStats:
     unparseable: int = 0
     scored_lowest: int = 0
     dropped: int = 0
+    unanswered: int = 0  # calls that got no reply (their terms dropped)
     per_item: list[dict | None] = field(default_factory=list)
 
 
@@ -96,6 +98,9 @@ def judge(settings: LLMSettings, templates: dict[str, Template], items: list[Jud
         stats.requests += totals.requests_sent + totals.from_cache
         still = []
         for i, res in zip(pending, results):
+            if res.error and res.retryable:
+                stats.unanswered += 1
+                continue
             scores = parse_scores(res.text, items[i].method)
             if scores is None:
                 still.append(i)

@@ -115,7 +115,7 @@ class DeepAnalyzeReward(ORM):
                  for i, (c, m, g, t) in enumerate(zip(completions, methods, golds, tasks))]  # fmt: skip
         stats = judge(self.judge_settings, self.templates, items, self.judge_cache,
                       self.judge_cfg["parse_retries"], self.judge_cfg["on_unparseable"])  # fmt: skip
-        return stats.per_item, {"judge_unparseable": stats.unparseable}
+        return stats.per_item, {"judge_unparseable": stats.unparseable, "judge_unanswered": stats.unanswered}
 
     def __call__(self, completions, **kwargs):
         n = len(completions)
