@@ -2,7 +2,8 @@
 used through `/v1/completions`, and stopped after it.
 
 The trained models continue one assistant message (tags inline, `<Execute>` observations appended by the
-environment), so prompts are rendered locally with the checkpoint's chat template and sent as raw text.
+environment), so prompts are rendered locally with the checkpoint's chat template (`chat.prompt_ids`, the same ids
+training saw) and sent as token ids: text would be tokenised again by the server, which may add a second BOS.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .agent import State, render_prompt
+from .agent import State
+from .chat import prompt_ids
 
 
 def free_port() -> int:
@@ -98,7 +100,7 @@ class CompletionsGenerator:
             async with sem:
                 try:
                     r = await client.completions.create(
-                        model=self.model, prompt=render_prompt(self.tok, s), max_tokens=self.max_new_tokens,
+                        model=self.model, prompt=prompt_ids(self.tok, s.prompt, s.text), max_tokens=self.max_new_tokens,
                         temperature=self.temperature, stop=["</Code>"],
                         extra_body={"include_stop_str_in_output": True, "skip_special_tokens": False},
                     )  # fmt: skip
