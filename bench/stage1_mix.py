@@ -1,12 +1,13 @@
 """Records per second of the stage-1 mix on a generated 421,060-record input (the paper's stage-1 size),
 next to a plain json-module loop doing the same work, in one run. The last line printed is the figure.
 
-Both read the 13 sets and their per-set token counts, drop over-length records, sample each role at the
-configured shares with a seed, shuffle and write JSONL: the mix from the pipeline's Arrow sets (records kept
-as JSON text, memory-mapped, written out verbatim), the plain loop from the released JSON arrays with json.load / json.dumps.
-Target: the mix >= 10x the plain loop.
+Both read the 13 sets and their per-set token counts, drop over-length records, keep every other record (the
+paper trained stage 1 on all 421,060; with --ratios, sample each role at those shares instead), shuffle with a
+seed and write JSONL: the mix from the pipeline's Arrow sets (records kept as JSON text, memory-mapped, written
+out verbatim), the plain loop from the released JSON arrays with json.load / json.dumps. It prints the shares by
+role of what was kept. Target: the mix >= 10x the plain loop.
 
-    .venv/bin/python bench/stage1_mix.py [--records 421060] [--workdir /tmp/mixbench]
+    .venv/bin/python bench/stage1_mix.py [--records 421060] [--ratios 0.2,0.4,0.35,0.05] [--workdir /tmp/mixbench]
 """
 
 import argparse
@@ -19,14 +20,38 @@ from pathlib import Path
 
 import polars as pl
 
-from darecipe.mix import mix, plain_mix, read_set, write_set
+from darecipe.mix import mix, read_set, write_set
 from darecipe.stage1 import SET_ROLES
 
 # The released stage-1 counts (RECIPE §3), scaled to --records.
 COUNTS = {"SKGInstruct": 199989, "TableQA_distillation": 39301, "TableQA_refinement": 39301, "TableGPT": 29448,
           "file_database": 3833, "file_csv": 3007, "file_xlsx": 3663, "file_any": 2520, "math": 20000, "code": 20000,
           "science": 20000, "instruction_following": 20000, "other": 19998}  # fmt: skip
-RATIOS = {"general_reasoning": 0.2, "structured_knowledge": 0.4, "data_science": 0.35, "file": 0.05}
+ROLES = ("general_reasoning", "structured_knowledge", "data_science", "file")
+
+
+def plain_mix(set_files, ratios, seed, max_tokens, out_path) -> int:
+    """The same mix with the json module and Python loops: every record under the length limit, or (with
+    `ratios`) each role sampled without replacement at its share of the largest total the records allow."""
+    records = []
+    for name, role, path, lengths in set_files:
+        with open(path, encoding="utf-8") as f:
+            for rec, n in zip(json.load(f), lengths):
+                if n <= max_tokens:
+                    records.append({**rec, "set": name, "role": role, "n_tokens": n})
+    rng = random.Random(seed)
+    if ratios:
+        by_role: dict[str, list] = {}
+        for r in records:
+            by_role.setdefault(r["role"], []).append(r)
+        norm = sum(ratios.values())
+        total = int(min(len(by_role.get(r, [])) / (s / norm) for r, s in ratios.items()))
+        records = [x for role, share in sorted(ratios.items()) for x in rng.sample(by_role.get(role, []), round(total * share / norm))]
+    rng.shuffle(records)
+    with open(out_path, "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    return len(records)
 
 
 def generate(root: Path, total: int) -> list[tuple[str, str, Path, Path]]:
@@ -53,8 +78,10 @@ def generate(root: Path, total: int) -> list[tuple[str, str, Path, Path]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=421060)
+    ap.add_argument("--ratios", default=None, help="shares of " + ",".join(ROLES) + " (default: keep every record)")
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
+    ratios = dict(zip(ROLES, map(float, args.ratios.split(",")))) if args.ratios else None
     root = args.workdir or Path(tempfile.mkdtemp(prefix="mixbench-"))
     root.mkdir(parents=True, exist_ok=True)
     sets = generate(root, args.records)
@@ -63,17 +90,20 @@ def main() -> None:
 
     t0 = time.perf_counter()
     frames = [(name, role, read_set(path.with_suffix(".arrow")), pl.read_parquet(tok)) for name, role, path, tok in sets]
-    out, stats = mix(frames, RATIOS, None, False, 0, 8192)
+    out, stats = mix(frames, ratios, None, False, 0, 8192)
     out.write_jsonl(root / "mix.jsonl")
     t_mix = time.perf_counter() - t0
     os.sync()
 
     t0 = time.perf_counter()
     plain = [(name, role, str(path), pl.read_parquet(tok)["n_tokens"].to_list()) for name, role, path, tok in sets]
-    n_plain = plain_mix(plain, RATIOS, None, False, 0, 8192, root / "plain.jsonl")
+    n_plain = plain_mix(plain, ratios, 0, 8192, root / "plain.jsonl")
     t_plain = time.perf_counter() - t0
 
-    print(f"input: {n_in} records in {len(sets)} sets; mix kept {stats['records']} (plain loop {n_plain})")
+    print(f"input: {n_in} records in {len(sets)} sets; mix kept {stats['records']} (plain loop {n_plain}), "
+          f"{stats['dropped_over_length']} over 8,192 tokens dropped")
+    shares = ", ".join(f"{role} {n:,} ({100 * n / stats['records']:.1f} %)" for role, n in stats["by_role"].items())
+    print(f"shares by role ({'resampled to --ratios' if ratios else 'every record kept'}): {shares}")
     print(f"pipeline mix (Arrow maps + polars index + writev): {t_mix:.2f} s = {n_in / t_mix:,.0f} records/s")
     print(f"plain json loop: {t_plain:.2f} s = {n_in / t_plain:,.0f} records/s")
     print(f"stage1_mix: {n_in / t_mix:,.0f} records/s, {t_plain / t_mix:.1f}x the plain json loop")

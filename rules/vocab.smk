@@ -1,6 +1,9 @@
 if config["base_model"]["source"] == "tiny":
 
     rule build_tiny_model:
+        input:
+            # a tokenizer stand-in (the paper's base model on Qwen3's BPE), when the config names one
+            standin=config["base_model"]["tiny"]["tokenizer"] or [],
         output:
             directory(get_base_model()),
         log:
@@ -46,5 +49,7 @@ rule extend_vocab:
         "../envs/train.yaml"
     params:
         vocab=canonical(config["vocab"]),
+        # ms-swift model type and template (null: detected from the base model)
+        chat={k: config["base_model"][k] for k in ("model_type", "template", "hub_id")},
     script:
         "../scripts/extend_vocab.py"

@@ -1,4 +1,5 @@
-"""Rule extend_vocab: base checkpoint + the ten action tags, each one token; writes tags.json."""
+"""Rule extend_vocab: base checkpoint + the ten action tags, each one token; writes tags.json and chat_format.json
+(ms-swift model type and template), with a chat template that gives the same token ids as ms-swift's."""
 
 from pathlib import Path
 
@@ -9,8 +10,10 @@ from darecipe.vocab import extend_vocab
 
 def main(smk, log):
     with atomic_dir(smk.output[0]) as tmp:
-        info = extend_vocab(Path(smk.input[0]), Path(tmp), smk.params.vocab["special_tokens"], smk.params.vocab["init"])
-    log(f"extended vocabulary of {smk.input[0]}: {info}")
+        info = extend_vocab(Path(smk.input[0]), Path(tmp), smk.params.vocab["special_tokens"], smk.params.vocab["init"],
+                            chat=dict(smk.params.chat), log=log)  # fmt: skip
+    log(f"extended vocabulary of {smk.input[0]}: --model_type {info['model_type']} --template {info['template']} "
+        f"({info['chat_template']} chat template); {info}")  # fmt: skip
 
 
 run_script(main, snakemake)  # noqa: F821

@@ -90,7 +90,7 @@ def synthesise(smk, log, settings):
         states = [State(t.id, task_prompt(t.task, workspace_files(workspaces[t.workspace]))) for t in sft_tasks]
         solver_cache = ResponseCache(cache_root / "solver.jsonl")
         solver = ChatGenerator(settings, solver_cache, lambda s: solver_system(s_tpl, by_id[s.id]), log=log)
-        trajs = run_agents(solver, states, copies, limits, max_turns=p.max_turns,
+        trajs = run_agents(solver, states, copies, limits, max_turns=p.max_turns, on_no_code="stop",
                            progress=lambda turn: log(f"solver: turn {turn} done"))  # fmt: skip
         solver_cache.close()
 

@@ -18,6 +18,7 @@ from darecipe.rollout import (
 from darecipe.runlog import run_script
 from darecipe.sandbox import SandboxLimits, describe_isolation
 from darecipe.stage3 import stage3_command
+from darecipe.chat import read_format
 from darecipe.swift_args import grpo_args
 
 
@@ -62,13 +63,14 @@ def main(smk, log):
         parquets = [Path(p) for p in smk.input.rl_sets]
         metrics = training.run_skyrl(
             stage,
-            lambda out_dir: stage3_command("skyrl", hp, stage.base, dataset, parquets, out_dir, stop_ids, env),
+            lambda out_dir: stage3_command("skyrl", hp, stage.base, dataset, parquets, out_dir, stop_ids, env,
+                                           read_format(stage.base)),
             hp["gpus"], env_for, log=log,
         )  # fmt: skip
     else:
         metrics = training.run(
             stage,
-            lambda out_dir: grpo_args(hp, stage.base, dataset, out_dir),
+            lambda out_dir: grpo_args(hp, stage.base, dataset, out_dir, read_format(stage.base)),
             nproc=max(1, hp["gpus"]),
             env_for=env_for,
             extra_metrics=lambda run_dir: {"rollouts": summarise_rollouts(run_dir / "rollouts.jsonl")},

@@ -5,6 +5,7 @@ from pathlib import Path
 from darecipe import training
 from darecipe.io import InputError
 from darecipe.runlog import run_script
+from darecipe.chat import read_format
 from darecipe.swift_args import sft_args
 
 
@@ -18,9 +19,10 @@ def main(smk, log):
         name=smk.params.stage, command="sft", base=Path(smk.input.model), data=data, params=hp,
         out=Path(smk.output[0]), runs_root=Path(smk.params.runs_root), log=Path(smk.log[0]),
     )  # fmt: skip
+    chat = read_format(stage.base)
     metrics = training.run(
         stage,
-        lambda out_dir: sft_args(hp, stage.base, data, out_dir, mask_execute=smk.params.mask_execute),
+        lambda out_dir: sft_args(hp, stage.base, data, out_dir, mask_execute=smk.params.mask_execute, chat=chat),
         nproc=max(1, hp["gpus"]),
         log=log,
     )

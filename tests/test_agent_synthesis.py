@@ -50,10 +50,16 @@ def test_loop_runs_code_and_stops_at_the_answer(ws):
 
 
 def test_loop_stops_at_max_turns_and_without_code(ws):
+    # turn 2 is the last: it ends the episode and its code does not run (as the release's environment)
     (t,) = run_agents(scripted(CODE, CODE, CODE), [State("a", "Q")], [ws], SandboxLimits(), max_turns=2)
-    assert t.stop == "max_turns" and t.exec_total == 2 and "turn limit reached without <Answer>" in deterministic_checks(t)
-    (t,) = run_agents(scripted("<Analyze>I give up.</Analyze>"), [State("b", "Q")], [ws], SandboxLimits())
+    assert t.stop == "max_turns" and t.exec_total == 1 and "turn limit reached without <Answer>" in deterministic_checks(t)
+    # a synthesis solver's attempt ends at a turn without code ...
+    (t,) = run_agents(scripted("<Analyze>I give up.</Analyze>"), [State("b", "Q")], [ws], SandboxLimits(), on_no_code="stop")
     assert t.stop == "no_code" and not t.finished
+    # ... while the environment answers it with the failed observation and goes on
+    (t,) = run_agents(scripted("<Analyze>Thinking.</Analyze>", ANSWER), [State("c", "Q")], [ws], SandboxLimits())
+    assert t.text == "<Analyze>Thinking.</Analyze><Execute>\n[Error]:\nNo code is provided, so nothing was executed.\n</Execute>" + ANSWER
+    assert t.finished and t.no_code_turns == 1 and t.exec_total == 0
 
 
 def test_failed_final_code_is_caught_by_the_deterministic_checks(ws):
@@ -144,5 +150,5 @@ def test_a_local_hf_model_drives_the_same_loop(tiny_vocab, ws):
 
     gen = HFGenerator(tiny_vocab, max_new_tokens=8)
     (t,) = run_agents(gen, [State("a", "How many rows does t.csv have?")], [ws], SandboxLimits(), max_turns=2)
-    # A random tiny model writes no tags: the loop ends after its first turn without code, and says why.
-    assert t.turns == 1 and t.stop == "no_code" and len(gen.tok.encode(t.text, add_special_tokens=False)) <= 8
+    # A random tiny model writes no tags: each turn runs no code, the episode goes on to the turn limit.
+    assert t.turns == 2 and t.stop == "max_turns" and t.no_code_turns == 1 and not t.finished

@@ -12,7 +12,7 @@ from darecipe.testserver import FakeOpenAI
 
 from conftest import REPO
 
-PROMPTS = {m: str(REPO / f"config/prompts/judge_{m}.txt") for m in ("qa", "datatask", "openresearch")}
+PROMPTS = {m: str(REPO / f"config/prompts/judge_{m}.v2.txt") for m in ("qa", "datatask", "openresearch")}
 TRAJ = "<Analyze>a</Analyze><Code>```python\nprint(42)\n```</Code><Execute>\n42\n</Execute><Answer>42</Answer>"
 
 
@@ -36,7 +36,7 @@ def test_unreadable_verdict_is_asked_again_then_scored():
     assert stats.per_item == [{"score": 4.0}] and stats.unparseable == 0 and server.requests == 2
 
 
-@pytest.mark.parametrize("policy,expected", [("lowest", {"accuracy": 1.0}), ("drop", None)])
+@pytest.mark.parametrize("policy,expected", [("lowest", {"accuracy": 0.0}), ("drop", None)])
 def test_always_unreadable_verdicts_follow_the_policy_and_are_counted(policy, expected):
     with FakeOpenAI(reply=lambda m, b: "no idea") as server:
         stats = judge(settings(server), load_templates(PROMPTS), [JudgeItem("a", "datatask", "T", "", TRAJ)],

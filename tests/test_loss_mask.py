@@ -8,6 +8,7 @@ import yaml
 from swift.arguments import SftArguments
 from swift.utils import parse_args
 
+from darecipe.chat import read_format
 from darecipe.config import load_schema, validate_config
 from darecipe.swift_args import sft_args
 
@@ -23,7 +24,8 @@ RESPONSE = (
 def stage2_template(model: Path):
     cfg = {"stage2": yaml.safe_load((REPO / "config/config.yaml").read_text())["stage2"]}
     validate_config(cfg, load_schema(REPO / "config/schema.yaml"))
-    argv = sft_args(cfg["stage2"], model, [Path("unused.jsonl")], Path("unused-out"), mask_execute=True)
+    argv = sft_args(cfg["stage2"], model, [Path("unused.jsonl")], Path("unused-out"), mask_execute=True,
+                    chat=read_format(model))
     args, remaining = parse_args(SftArguments, argv)
     assert not remaining
     template = args.get_template()

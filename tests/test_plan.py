@@ -8,3 +8,29 @@ def test_plan_of_the_paper_run():
     assert [r["gpu_hours"] for r in p["stages"]] == [576, 384, 1152]
     assert p["total"]["gpu_hours"] == 2112 and round(p["total"]["cost_usd"]) == 69168  # 2112 × $32.75
     assert table(p).splitlines()[-2].split()[:4] == ["total", "264", "2112", "69,168"]
+
+
+def test_plan_prices_the_teacher_per_synthesis_rule():
+    import yaml
+
+    from darecipe.config import load_schema, validate_config
+
+    from conftest import REPO
+
+    cfg = validate_config(yaml.safe_load((REPO / "config/deepanalyze-8b.yaml").read_text()),
+                          load_schema(REPO / "config/schema.yaml"))  # fmt: skip
+    cfg["stage1_data"]["wikitq"]["limit"] = 20
+    cfg["stage1_data"]["tablegpt_tables"] = None  # no number in the config: the released set's 29,448
+    tp = plan(cfg)["teacher"]
+    rows = {r["rule"]: r for r in tp["rules"]}
+    assert rows["stage1_distill"]["requests"] == 20 + 50 + 50  # 20 WikiTQ rows (limit), the 50-row FinQA / TAT-QA files
+    assert rows["stage1_tablegpt"]["requests"] == 29448 and rows["stage1_tablegpt"]["from"] == "released set"
+    workspaces = sum(len(w) for w in cfg["synthesis"]["categories"].values())
+    assert rows["synth_category: solver"]["requests"] == workspaces * cfg["synthesis"]["sft_per_workspace"] * 8
+    judge = rows["train_stage3: judge"]
+    assert judge["requests"] == workspaces * cfg["synthesis"]["rl_per_workspace"] * 5  # 5 rollouts per task, 1 epoch
+    distill = rows["stage1_distill"]
+    assert distill["prompt_tokens"] == 120 * 1500 and distill["completion_tokens"] == 120 * 700
+    assert distill["cost_usd"] == 120 * (1500 * 2.0 + 700 * 8.0) / 1e6  # gpt-4.1: $2 / $8 per million tokens
+    assert tp["total"]["requests"] == sum(r["requests"] for r in tp["rules"])
+    assert "train_stage3: judge" in table(plan(cfg))

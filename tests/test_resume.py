@@ -18,19 +18,20 @@ from conftest import REPO
 HP = {"gpus": 0, "num_train_epochs": 1, "max_steps": 6, "learning_rate": 1e-3, "per_device_train_batch_size": 2,
       "gradient_accumulation_steps": 1, "max_length": 512, "warmup_ratio": 0.0, "lr_scheduler_type": "constant",
       "save_steps": 2, "save_total_limit": None, "torch_dtype": "float32", "deepspeed": None, "attn_impl": None,
-      "use_liger_kernel": False, "gradient_checkpointing": False, "seed": 42, "dataloader_num_workers": 0,
+      "use_liger_kernel": False, "gradient_checkpointing": False, "seed": 42, "dataloader_num_workers": 0, "dataset_num_proc": 1,
       "extra_args": [], "packing": False}  # fmt: skip
 
 DRIVER = textwrap.dedent("""
     import json, sys
     from pathlib import Path
     from darecipe import training
+    from darecipe.chat import read_format
     from darecipe.swift_args import sft_args
     a = json.loads(sys.argv[1])
     hp, base, data = a["hp"], Path(a["base"]), [Path(a["data"])]
     stage = training.Stage("stage1", "sft", base, data, hp, Path(a["out"]), Path(a["runs"]), Path(a["log"]))
     log = open(a["log"] + ".head", "a")
-    training.run(stage, lambda o: sft_args(hp, base, data, o, mask_execute=True), 1,
+    training.run(stage, lambda o: sft_args(hp, base, data, o, mask_execute=True, chat=read_format(base)), 1,
                  log=lambda m: (log.write(m + "\\n"), log.flush()))
 """)
 
@@ -129,12 +130,13 @@ GRPO_DRIVER = textwrap.dedent("""
     import json, sys
     from pathlib import Path
     from darecipe import training
+    from darecipe.chat import read_format
     from darecipe.swift_args import grpo_args
     a = json.loads(sys.argv[1])
     hp, base, data = a["hp"], Path(a["base"]), Path(a["data"])
     stage = training.Stage("stage3", "rlhf", base, [data], hp, Path(a["out"]), Path(a["runs"]), Path(a["log"]))
     log = open(a["log"] + ".head", "a")
-    training.run(stage, lambda o: grpo_args(hp, base, data, o), 1, env_for=lambda r: a["env"],
+    training.run(stage, lambda o: grpo_args(hp, base, data, o, read_format(base)), 1, env_for=lambda r: a["env"],
                  log=lambda m: (log.write(m + "\\n"), log.flush()))
 """)
 

@@ -27,6 +27,17 @@ CASES = [
     ("gate: no </Analyze>", RewardInput("<Analyze>a<Answer>42</Answer>", "qa", "42"), -1.0),
     ("gate: no <Answer>", RewardInput("<Analyze>a</Analyze>42", "datatask", "", exec_ok=1, exec_total=1), -1.0),
     ("gate: no </Answer>", RewardInput("<Analyze>a</Analyze><Answer>42", "openresearch", "", turns=9), -1.0),
+    # --- the release's fence check: the block, stripped, starts with ```python and ends with ```
+    ("fence python3 passes", RewardInput(OK.replace("```python\n", "```python3\n").format("x"), "datatask", "",
+                                         exec_ok=1, exec_total=1), 1.0),
+    ("fence one-line passes", RewardInput(OK.replace("```python\nprint(1)\n```", "```python print(1)```").format("x"),
+                                          "datatask", "", exec_ok=1, exec_total=1), 1.0),
+    ("fence '``` python' fails", RewardInput(OK.replace("```python\n", "``` python\n").format("x"), "datatask", "",
+                                             exec_ok=1, exec_total=1), -1.0),
+    # --- "Answer:" inside the answer: what follows it is the answer (as the release)
+    ("qa 'The final Answer: 42'", RewardInput(OK.format("The final Answer: 42"), "qa", "42"), 1.0),
+    # --- datatask judge on 0-5: a 0 is a 0
+    ("datatask judge 0", RewardInput(OK.format("x"), "datatask", "", exec_ok=1, exec_total=1, judge={"accuracy": 0}), 0.5),
     # --- python-fence gate for datatask / openresearch only
     ("fence gate: datatask", RewardInput(UNFENCED.format("x"), "datatask", "", exec_ok=1, exec_total=1, judge={"accuracy": 5}), -1.0),
     ("fence gate: openresearch", RewardInput(UNFENCED.format("x"), "openresearch", "", exec_ok=1, exec_total=1, turns=3), -1.0),
@@ -47,8 +58,8 @@ CASES = [
                                                       judge=dict.fromkeys(FIVE, 1)), (5 * 0.2 + 0.5 + 1) / 7),
     ("research no judge", RewardInput(OK.format("r"), "openresearch", "", exec_ok=3, exec_total=4, turns=5), (0.75 + 0.5) / 2),
     # --- over-length: 0, before any gate
-    ("over-length qa", RewardInput(OK.format("42"), "qa", "42", truncated=True, judge={"score": 5}), 0.0),
-    ("over-length beats the gate", RewardInput("<Answer>42", "datatask", "", truncated=True), 0.0),
+    ("over-length qa", RewardInput(OK.format("42"), "qa", "42", over_length=True, judge={"score": 5}), 0.0),
+    ("over-length beats the gate", RewardInput("<Answer>42", "datatask", "", over_length=True), 0.0),
     # --- an unreadable judge reply scored 'lowest' reaches the reward as 1
     ("qa judge unreadable -> lowest", RewardInput(OK.format("42"), "qa", "42", judge={"score": 1}), (1 + 0.2) / 2),
 ]  # fmt: skip
@@ -80,6 +91,10 @@ def test_unknown_method_is_an_error():
          {k: float(v) for k, v in FIVE.items()}),
         ('{"usefulness": 5, "richness": 4}', "openresearch", None),
         ('{"score": 7}', "qa", None),
+        ('{"accuracy": 0}', "datatask", {"accuracy": 0.0}),  # the datatask scale is 0-5, as the release's prompt
+        ('{"score": 0}', "qa", None),  # qa analysis is 1-5
+        ("Weak: no check of {x}.\nSCORE: 4", "qa", {"score": 4.0}),  # the release's reply format
+        ('Gaps: the {a, b} join is unchecked. {"accuracy": 3}', "datatask", {"accuracy": 3.0}),
         ("I cannot grade this.", "qa", None),
         (None, "datatask", None),
     ],

@@ -7,13 +7,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from darecipe.chat import resolve_format
 from darecipe.config import load_schema, validate_config
 from darecipe.stage3 import stage3_command
 
 from conftest import REPO
 
 GOLDEN = Path(__file__).with_name("golden")
-STOP_IDS = [151674, 151645]  # </Code>, <|im_end|> on the Qwen3 vocabulary (the pipeline reads them from tags.json)
+# </Code> and EOS on DeepSeek-R1-0528-Qwen3-8B's vocabulary (the release's own values; the pipeline reads them from
+# tags.json and the tokenizer)
+STOP_IDS = [151676, 151645]
 
 
 def render(backend: str) -> str:
@@ -21,7 +24,8 @@ def render(backend: str) -> str:
                           load_schema(REPO / "config/schema.yaml"))  # fmt: skip
     argv = stage3_command(backend, {**cfg["stage3"], "backend": backend}, Path("MODEL"), Path("DATA.jsonl"),
                           [Path("qa.parquet"), Path("datatask.parquet"), Path("research.parquet")], Path("OUT"),
-                          STOP_IDS, {"workspace_root": "WORKSPACES", "sandbox": cfg["sandbox"]})  # fmt: skip
+                          STOP_IDS, {"workspace_root": "WORKSPACES", "sandbox": cfg["sandbox"]},
+                          resolve_format(cfg["base_model"], Path(cfg["base_model"]["path"])))  # fmt: skip
     from darecipe.swift_args import PLUGIN
 
     return "\n".join(["PYTHON", *(a.replace(str(PLUGIN.parent), "SRC") for a in argv[1:])]) + "\n"
@@ -53,5 +57,5 @@ def test_skyrl_command_carries_recipe_values():
     assert over["trainer.algorithm.use_kl_loss"] == "false" and over["trainer.strategy"] == "fsdp2"
     assert over["generator.max_input_length"] == "32768" and over["trainer.max_prompt_length"] == "8000"
     assert over["generator.backend"] == "vllm" and float(over["generator.sampling_params.temperature"]) > 0
-    assert over["+generator.sampling_params.stop_token_ids"] == "[151674,151645]"
+    assert over["+generator.sampling_params.stop_token_ids"] == "[151676,151645]"
     assert over["environment.env_class"] == "deepanalyze" and over["trainer.epochs"] == "1"

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import yaml
 
@@ -60,6 +61,12 @@ def paper():
     return validate_config(cfg, load_schema(REPO / "config/schema.yaml"))
 
 
+def paper_format(cfg):
+    from darecipe.chat import resolve_format
+
+    return resolve_format(cfg["base_model"], Path(cfg["base_model"]["path"]))
+
+
 def flags(argv):
     """--key value pairs of an argv (value None for a flag followed by another flag)."""
     out = {}
@@ -72,7 +79,9 @@ def flags(argv):
 
 def test_paper_sft_commands_carry_recipe_values(tmp_path):
     cfg = paper()
-    s1 = flags(sft_args(cfg["stage1"], tmp_path, [tmp_path / "d.jsonl"], tmp_path / "o", mask_execute=False))
+    chat = paper_format(cfg)
+    s1 = flags(sft_args(cfg["stage1"], tmp_path, [tmp_path / "d.jsonl"], tmp_path / "o", mask_execute=False, chat=chat))
+    assert s1["--model_type"] == "qwen3" and s1["--template"] == "deepseek_r1"
     assert s1["--num_train_epochs"] == "3" and s1["--learning_rate"] == "5e-05"
     assert s1["--per_device_train_batch_size"] == "8" and s1["--gradient_accumulation_steps"] == "4"
     assert s1["--max_length"] == "8192" and s1["--packing"] == "true" and s1["--deepspeed"] == "zero3"
@@ -80,7 +89,7 @@ def test_paper_sft_commands_carry_recipe_values(tmp_path):
     assert s1["--torch_dtype"] == "bfloat16" and s1["--warmup_ratio"] == "0.05" and s1["--save_steps"] == "50"
     assert s1["--lr_scheduler_type"] == "cosine" and s1["--tuner_type"] == "full"
     assert "--loss_scale" not in s1
-    s2 = flags(sft_args(cfg["stage2"], tmp_path, [tmp_path / "d.jsonl"], tmp_path / "o", mask_execute=True))
+    s2 = flags(sft_args(cfg["stage2"], tmp_path, [tmp_path / "d.jsonl"], tmp_path / "o", mask_execute=True, chat=chat))
     assert s2["--learning_rate"] == "5e-06" and s2["--max_length"] == "32768"
     assert s2["--per_device_train_batch_size"] == "1" and s2["--gradient_accumulation_steps"] == "32"
     assert s2["--loss_scale"] == "default+deepanalyze"
@@ -89,7 +98,10 @@ def test_paper_sft_commands_carry_recipe_values(tmp_path):
 
 def test_paper_grpo_command_carries_recipe_values(tmp_path):
     cfg = paper()
-    g = flags(grpo_args(cfg["stage3"], tmp_path, tmp_path / "d.jsonl", tmp_path / "o"))
+    g = flags(grpo_args(cfg["stage3"], tmp_path, tmp_path / "d.jsonl", tmp_path / "o", paper_format(cfg)))
+    assert g["--template"] == "deepseek_r1"
+    # a trajectory may grow to max_trajectory_length (prompt + turns + observations) before vLLM cuts it
+    assert g["--vllm_max_model_len"] == "32768"
     assert g["--rlhf_type"] == "grpo" and g["--learning_rate"] == "5e-07"
     assert g["--num_generations"] == "5" and g["--max_turns"] == "30" and g["--beta"] == "0.0"
     assert g["--stop_words"] == "</Code>" and g["--multi_turn_scheduler"] == "deepanalyze"

@@ -1,5 +1,6 @@
-"""The agent loop shared by trajectory synthesis (the solver), evaluation and the RL environment's logic:
-generate until `</Code>` or the end, run the code, append `<Execute>\\n…\\n</Execute>`, repeat up to `max_turns`.
+"""The agent loop shared by trajectory synthesis (the solver) and evaluation, over the stage-3 environment's
+episodes (`rollout.Episode`): generate until `</Code>` or the end, run the code, append `<Execute>\\n…\\n</Execute>`,
+repeat until an answer or `max_turns`.
 
 A generator is anything that maps a batch of states (task prompt + trajectory so far) to continuations:
 an OpenAI-compatible endpoint or the replay backend through the LLM layer (`ChatGenerator`), or a local HF
@@ -13,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
+from .chat import prompt_ids
 from .llm import LLMRequest, LLMResult, LLMSettings, ResponseCache, Totals, run_requests
-from .sandbox import ExecResult, SandboxLimits, Session
-from .tags import last_open_code
+from .rollout import Episode
+from .sandbox import ExecResult, SandboxLimits
 
 EXECUTE_BLOCK_RE = re.compile(r"(<Execute>\n.*?\n</Execute>)", re.DOTALL)
 
@@ -34,9 +36,10 @@ class Trajectory:
     text: str
     turns: int
     finished: bool  # reached </Answer>
-    stop: str  # answer | no_code | max_turns | error
+    stop: str  # answer | no_code | max_turns | over_length | error
     results: list[ExecResult] = field(default_factory=list)
     error: str | None = None
+    no_code_turns: int = 0
     retryable: bool = False  # stopped by a teacher request that went unanswered (not the content's fault)
 
     @property
@@ -45,6 +48,7 @@ class Trajectory:
 
     @property
     def exec_total(self) -> int:
+        """Code blocks that ran (a turn without a closed block ran none)."""
         return len(self.results)
 
 
@@ -52,18 +56,21 @@ class Generator(Protocol):
     def __call__(self, states: list[State]) -> list[str | None]: ...
 
 
-def cut_at_code_end(continuation: str) -> str:
-    """Keep a continuation up to and including its first `</Code>` (generation stops there)."""
-    end = continuation.find("</Code>")
-    return continuation if end < 0 else continuation[: end + len("</Code>")]
-
-
 def run_agents(generate: Generator, states: list[State], workspaces: list[Path], limits: SandboxLimits,
-               max_turns: int = 30, progress: Callable[[int], None] | None = None) -> list[Trajectory]:  # fmt: skip
-    """Advance every state until it answers, stops without code, fails or reaches `max_turns`."""
-    sessions = [Session(ws, limits) for ws in workspaces]
-    results: list[list[ExecResult]] = [[] for _ in states]
+               max_turns: int = 30, progress: Callable[[int], None] | None = None,
+               on_no_code: str = "continue") -> list[Trajectory]:  # fmt: skip
+    """Advance every state, one environment episode each (`rollout.Episode`: the stage-3 environment's rules),
+    until it answers or ends; many trajectories advance together, one turn at a time. `on_no_code="stop"` ends a
+    trajectory at a turn without code (a synthesis solver's attempt) instead of answering it with the failed
+    observation and going on (the environment's rule)."""
+    episodes = [Episode(ws, limits, max_turns=max_turns, on_no_code=on_no_code) for ws in workspaces]
     done: dict[int, Trajectory] = {}
+
+    def finish(i: int, stop: str, error: str | None = None, retryable: bool = False) -> None:
+        s, ep = states[i], episodes[i]
+        done[i] = Trajectory(s.id, s.prompt, ep.text, ep.turns, stop == "answer", stop, list(ep.results), error,
+                             ep.no_code_turns, retryable)  # fmt: skip
+
     turn = 0
     try:
         while len(done) < len(states) and turn < max_turns:
@@ -71,32 +78,24 @@ def run_agents(generate: Generator, states: list[State], workspaces: list[Path],
             active = [i for i in range(len(states)) if i not in done]
             outs = generate([states[i] for i in active])
             for i, out in zip(active, outs):
-                s = states[i]
                 if out is None:
+                    episodes[i].turns += 1
                     # A generator that knows why (ChatGenerator) says so: unanswered is not the same as refused.
-                    fail = getattr(generate, "failures", {}).get(s.id)
-                    done[i] = Trajectory(s.id, s.prompt, s.text, turn, False, "error", results[i],
-                                         fail.error if fail else "generation failed", bool(fail and fail.retryable))  # fmt: skip
+                    fail = getattr(generate, "failures", {}).get(states[i].id)
+                    finish(i, "error", fail.error if fail else "generation failed", bool(fail and fail.retryable))
                     continue
-                s.text += cut_at_code_end(out)
-                code = None if "</Answer>" in s.text else last_open_code(s.text)
-                if code is None:
-                    stop = "answer" if "</Answer>" in s.text else "no_code"
-                    done[i] = Trajectory(s.id, s.prompt, s.text, turn, stop == "answer", stop, results[i])
-                    continue
-                if not s.text.endswith("</Code>"):
-                    s.text += "</Code>"
-                res = sessions[i].run(code)
-                results[i].append(res)
-                s.text += f"<Execute>\n{res.observation}\n</Execute>"
+                step = episodes[i].step(out)
+                states[i].text = episodes[i].text
+                if step.done:
+                    finish(i, step.stop)
             if progress:
                 progress(turn)
-        for i, s in enumerate(states):
+        for i in range(len(states)):
             if i not in done:
-                done[i] = Trajectory(s.id, s.prompt, s.text, turn, False, "max_turns", results[i])
+                finish(i, "max_turns")
     finally:
-        for session in sessions:
-            session.close()
+        for ep in episodes:
+            ep.close()
     return [done[i] for i in range(len(states))]
 
 
@@ -132,14 +131,6 @@ class ChatGenerator:
         return [r.text for r in results]
 
 
-def render_prompt(tokenizer, state: State) -> str:
-    """The text a trained model continues: the chat template (without the empty think block Qwen3's template
-    opens when thinking is off: DeepAnalyze generates without it), then the trajectory so far."""
-    prefix = tokenizer.apply_chat_template([{"role": "user", "content": state.prompt}], tokenize=False,
-                                           add_generation_prompt=True, enable_thinking=False)  # fmt: skip
-    return prefix.replace("<think>\n\n</think>\n\n", "") + state.text
-
-
 class HFGenerator:
     """A local Hugging Face checkpoint continuing the single assistant message (how trained models run):
     stops at `</Code>` or the end-of-turn token."""
@@ -156,7 +147,7 @@ class HFGenerator:
         torch.manual_seed(seed)
 
     def _input(self, s: State) -> list[int]:
-        return self.tok.encode(render_prompt(self.tok, s), add_special_tokens=False)
+        return prompt_ids(self.tok, s.prompt, s.text)
 
     def __call__(self, states: list[State]) -> list[str | None]:
         outs = []

@@ -78,7 +78,16 @@ def validate_config(config: dict, schema: dict, sources: str = "config") -> dict
     if errors:
         err = _deepest_relevant(errors[0])
         raise ConfigError(f"{sources}: {_describe(err, schema)}")
+    _check_combinations(config, sources)
     return config
+
+
+def _check_combinations(config: dict, sources: str) -> None:
+    """Settings that are valid alone but mean nothing together."""
+    mix = (config.get("stage1_data") or {}).get("mix") or {}
+    if mix.get("ratios") is None and (mix.get("total") is not None or mix.get("replace")):
+        raise ConfigError(f"{sources}: stage1_data.mix.total / replace only apply with mix.ratios (null keeps every "
+                          f"record); set ratios to resample, or remove them")  # fmt: skip
 
 
 def _deepest_relevant(err):
@@ -136,6 +145,9 @@ def check_paths(config: dict, sources: str = "config") -> None:
             raise ConfigError(f"{sources}: base_model.path: {p} is not an HF checkpoint directory (no config.json)")
     if base["source"] == "hub" and not base.get("hub_id"):
         raise ConfigError(f"{sources}: base_model.hub_id: required when base_model.source is 'hub'")
+    standin = base["tiny"].get("tokenizer")
+    if base["source"] == "tiny" and standin and not (Path(standin) / "tokens.json").is_file():
+        raise ConfigError(f"{sources}: base_model.tiny.tokenizer: {standin} is not a tokenizer stand-in (no tokens.json)")
     files = {}
     d = config["stage1_data"]
     files.update({"stage1_data.wikitq.tsv": d["wikitq"]["tsv"], "stage1_data.finqa.path": d["finqa"]["path"],

@@ -1,14 +1,21 @@
-"""The LLM judge of stage 3's hybrid reward (RECIPE §6), through the LLM layer (cache, retries, replay).
+"""The LLM judge of stage 3's hybrid reward, through the LLM layer (cache, retries, replay).
 
-qa -> {"score": 1-5}; datatask -> {"accuracy": 1-5}; openresearch -> five dimensions, 1-5 each. Replies are
-parsed robustly (code fences, trailing commas, prose around the JSON); a reply that still cannot be parsed is
-asked again with a reminder, then scored as `judge.on_unparseable` says (`lowest`: 1, `drop`: the term is left
-out) and counted. A call left unanswered after its retries (transport, limits, server) says nothing about the
-rollout: its judge terms are dropped and counted apart, never scored lowest.
+Each method's prompt asks what the public release's judge asked (docs/reward.md):
+- qa: the analysis of the whole trajectory, with the question and the correct answer, 1-5 (release: ANALYZE_PROMPT);
+- datatask: the accuracy of the final answer against the reference, with the task, 0-5 (release: ACC_PROMPT);
+- openresearch: five dimensions of the whole trajectory, with the instruction and the ground truth as the data
+  thumbnail, 1-5 each (release: OPENDOMAIN_PROMPT).
+Replies are parsed robustly (a JSON object anywhere, code fences, trailing commas, "SCORE: n"); a reply that
+still cannot be read is asked again with a reminder, then scored as `judge.on_unparseable` says (`lowest`: the
+bottom of the scale, `drop`: the terms are left out) and counted. The judge model and each prompt's file name and
+digest form the judge's identity, logged with every rollout. A call left unanswered after its retries
+(transport, limits, server) says nothing about the rollout: its terms are dropped and counted apart
+(`unanswered`), never scored lowest.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -20,7 +27,8 @@ from .reward import RESEARCH_DIMENSIONS
 from .tags import final_answer
 
 KEYS = {"qa": ("score",), "datatask": ("accuracy",), "openresearch": RESEARCH_DIMENSIONS}
-REMINDER = "Your reply could not be read. Reply with the JSON object only, scores as integers from 1 to 5."
+SCALES = {"qa": (1, 5), "datatask": (0, 5), "openresearch": (1, 5)}
+REMINDER = "Your reply could not be read. Reply with the JSON object only, scores as integers on the scale asked."
 
 
 @dataclass
@@ -42,15 +50,27 @@ class JudgeStats:
     per_item: list[dict | None] = field(default_factory=list)
 
 
+def _json_objects(reply: str) -> list[str]:
+    """Every balanced {...} in a reply, last first (the verdict usually closes the reply)."""
+    found, depth, start = [], 0, None
+    for i, ch in enumerate(reply):
+        if ch == "{":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif ch == "}" and depth:
+            depth -= 1
+            if depth == 0:
+                found.append(reply[start : i + 1])
+    return found[::-1]
+
+
 def parse_scores(reply: str | None, method: str) -> dict[str, float] | None:
-    """The 1-5 scores a reply gives for `method`, or None if it cannot be read."""
+    """The scores a reply gives for `method` (on its scale), or None if it cannot be read."""
     if not reply:
         return None
-    candidates = re.findall(r"```(?:json)?\s*(\{.*?\})\s*```", reply, re.DOTALL)
-    start, end = reply.find("{"), reply.rfind("}")
-    if start >= 0 and end > start:
-        candidates.append(reply[start : end + 1])
-    for c in candidates:
+    lo, hi = SCALES[method]
+    for c in _json_objects(reply):
         for text in (c, re.sub(r",\s*([}\]])", r"\1", c)):
             try:
                 data = json.loads(text)
@@ -63,15 +83,16 @@ def parse_scores(reply: str | None, method: str) -> dict[str, float] | None:
                     v = float(v)
                 except (TypeError, ValueError):
                     break
-                if not 1 <= v <= 5:
+                if not lo <= v <= hi:
                     break
                 scores[k] = v
             else:
                 return scores
-    if method == "qa":  # a bare "4" or "Score: 4/5"
-        m = re.fullmatch(r"\s*(?:score\s*[:=]?\s*)?([1-5])(?:\s*/\s*5)?\s*\.?\s*", reply, re.IGNORECASE)
-        if m:
-            return {"score": float(m.group(1))}
+    if len(KEYS[method]) == 1:  # the release's "SCORE: 4", a bare "4" or "4/5"
+        m = re.search(r"(?:score|accuracy)\s*[:=]\s*(\d+(?:\.\d+)?)\s*(?:/\s*5)?\s*\.?\s*$", reply, re.IGNORECASE)
+        m = m or re.fullmatch(r"\s*(\d+(?:\.\d+)?)(?:\s*/\s*5)?\s*\.?\s*", reply)
+        if m and lo <= float(m.group(1)) <= hi:
+            return {KEYS[method][0]: float(m.group(1))}
     return None
 
 
@@ -84,6 +105,11 @@ def judge_messages(templates: dict[str, Template], item: JudgeItem) -> list[dict
 
 def load_templates(paths: dict[str, str]) -> dict[str, Template]:
     return {method: Template(Path(p).read_text(encoding="utf-8")) for method, p in paths.items()}
+
+
+def prompt_versions(paths: dict[str, str]) -> dict[str, str]:
+    """method -> "<file name>@<sha256 of its text, 8 hex>": which prompt scored a rollout."""
+    return {m: f"{Path(p).name}@{hashlib.sha256(Path(p).read_bytes()).hexdigest()[:8]}" for m, p in sorted(paths.items())}
 
 
 def judge(settings: LLMSettings, templates: dict[str, Template], items: list[JudgeItem], cache: ResponseCache,
@@ -115,7 +141,7 @@ def judge(settings: LLMSettings, templates: dict[str, Template], items: list[Jud
     for i in pending:
         stats.unparseable += 1
         if on_unparseable == "lowest":
-            stats.per_item[i] = {k: 1.0 for k in KEYS[items[i].method]}
+            stats.per_item[i] = {k: float(SCALES[items[i].method][0]) for k in KEYS[items[i].method]}
             stats.scored_lowest += 1
         else:
             stats.dropped += 1
@@ -130,3 +156,24 @@ def preflight(settings: LLMSettings) -> None:
     if results[0].error:
         raise LLMError(f"judge: {settings.model} at {settings.base_url or 'the default endpoint'} does not answer "
                        f"({results[0].error}); fix judge.* in the config or set judge.backend: none")  # fmt: skip
+
+
+class Judge:
+    """The configured judge (`judge:` block plus its cache path), scoring episodes for either stage-3 backend."""
+
+    def __init__(self, cfg: dict):
+        self.cfg = cfg
+        self.settings = LLMSettings.from_config(cfg)
+        self.templates = load_templates(cfg["prompts"])
+        self.cache = ResponseCache(cfg.get("cache"))
+        self.identity = {"model": cfg["model"], "backend": cfg["backend"], "prompts": prompt_versions(cfg["prompts"])}
+
+    @classmethod
+    def from_json(cls, blob: str | None) -> "Judge | None":
+        """From the JSON the training job puts in `DARECIPE_JUDGE`; None when there is no judge."""
+        cfg = json.loads(blob or "null")
+        return cls(cfg) if cfg and cfg.get("backend") != "none" else None
+
+    def score(self, items: list[JudgeItem]) -> JudgeStats:
+        return judge(self.settings, self.templates, items, self.cache, self.cfg["parse_retries"],
+                     self.cfg["on_unparseable"])  # fmt: skip

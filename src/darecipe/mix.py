@@ -174,6 +174,10 @@ def mix(
         shares = {r: v for r, v in ratios.items() if v > 0}
         norm = sum(shares.values())
         shares = {r: v / norm for r, v in shares.items()}
+        missing = sorted(r for r in shares if not available.get(r))
+        if missing:
+            raise ValueError(f"mix.ratios gives role(s) {', '.join(missing)} a share but no set of that role has "
+                             f"records; give them a set (stage1_data.extra_sets) or drop them from mix.ratios")  # fmt: skip
         if total is None:
             total = int(min(available.get(r, 0) / v for r, v in shares.items()))
         parts = []
@@ -215,32 +219,3 @@ def _token_stats(s: pl.Series) -> dict:
     if s.len() == 0:
         return {}
     return {"total": int(s.sum()), "mean": round(float(s.mean()), 1), "p50": int(s.median()), "max": int(s.max())}
-
-
-def plain_mix(set_files: list[tuple[str, str, str, list[int]]], ratios, total, replace, seed, max_tokens, out_path):
-    """The same mix with the json module and Python loops (bench/stage1_mix.py compares against it)."""
-    records = []
-    for name, role, path, lengths in set_files:
-        with open(path, encoding="utf-8") as f:
-            for rec, n in zip(json.load(f), lengths):
-                if n <= max_tokens:
-                    records.append({**rec, "set": name, "role": role, "n_tokens": n})
-    import random
-
-    rng = random.Random(seed)
-    by_role: dict[str, list] = {}
-    for r in records:
-        by_role.setdefault(r["role"], []).append(r)
-    norm = sum(ratios.values())
-    if total is None:
-        total = int(min(len(by_role.get(r, [])) / (s / norm) for r, s in ratios.items()))
-    out = []
-    for role, share in sorted(ratios.items()):
-        want = round(total * share / norm)
-        pool = by_role.get(role, [])
-        out += [rng.choice(pool) for _ in range(want)] if replace else rng.sample(pool, want)
-    rng.shuffle(out)
-    with open(out_path, "w", encoding="utf-8") as f:
-        for r in out:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    return len(out)

@@ -1,6 +1,97 @@
-"""GPU-hours and cost of each training stage from the config, as a table and as JSON."""
+"""What the configured run will cost before it starts: GPU-hours per training stage, and the teacher's requests,
+tokens and dollars per synthesis rule (plus the stage-3 judge), as tables and as JSON.
+
+Teacher requests are counted from the config: stage-1 tasks from the configured source files (with their limits;
+a file not on disk yet falls back to the released set's count, RECIPE §3), synthesis from categories × workspaces ×
+tasks per workspace, the judge from the RL tasks × rollouts. Tokens per request are the `plan.teacher` assumptions
+(measured on the demo's recorded teacher, rounded up for paper-size tables); prices are `llm.price` / `judge.price`.
+"""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+
+# The released stage-1 sets' counts (RECIPE §3): the fallback when a source file is not on disk yet.
+RELEASED = {"TableQA_distillation": 39301, "TableQA_refinement": 39301, "TableGPT": 29448, "file": 13023}
+
+
+def _count_rows(path: str, kind: str) -> int | None:
+    p = Path(path)
+    if not p.is_file():
+        return None
+    if kind == "tsv":
+        with open(p, encoding="utf-8", errors="replace") as f:
+            return max(0, sum(1 for _ in f) - 1)
+    if kind == "jsonl":
+        with open(p, encoding="utf-8", errors="replace") as f:
+            return sum(1 for line in f if line.strip())
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return len(data) if isinstance(data, list) else None
+
+
+def _limited(n: int | None, limit: int | None) -> int | None:
+    return n if n is None or limit is None else min(n, limit)
+
+
+def stage1_counts(config: dict) -> dict[str, tuple[int, str]]:
+    """Tasks behind each stage-1 synthesis rule and where the number comes from."""
+    d = config["stage1_data"]
+    parts = [_limited(_count_rows(d["wikitq"]["tsv"], "tsv"), d["wikitq"]["limit"]),
+             _limited(_count_rows(d["finqa"]["path"], "json"), d["finqa"]["limit"]),
+             _limited(_count_rows(d["tatqa"]["path"], "json"), d["tatqa"]["limit"])]  # fmt: skip
+    tableqa = (sum(parts), "source files") if None not in parts else (RELEASED["TableQA_distillation"], "released set")
+    tables = d["tablegpt_tables"]
+    tablegpt = (tables, "config") if tables is not None else (RELEASED["TableGPT"], "released set")
+    files = _count_rows(d["file_tasks"], "jsonl")
+    file = (files, "source files") if files is not None else (RELEASED["file"], "released set")
+    return {"stage1_distill": tableqa, "stage1_refine": tableqa, "stage1_tablegpt": tablegpt, "stage1_file": file}
+
+
+def teacher_plan(config: dict) -> dict:
+    t = config["plan"]["teacher"]
+    tok = t["tokens"]
+    rows = []
+
+    def add(rule, records, source, kind, per_record=1):
+        prompt, completion = tok[kind]
+        requests = records * per_record
+        rows.append({"rule": rule, "records": records, "from": source, "requests": requests,
+                     "prompt_tokens": requests * prompt, "completion_tokens": requests * completion})  # fmt: skip
+
+    for rule, (n, source) in stage1_counts(config).items():
+        kind = rule.removeprefix("stage1_")
+        add(rule, n, source, kind, t["file_turns"] if kind == "file" else 1)
+    syn = config["synthesis"]
+    workspaces = sum(len(ws) for ws in syn["categories"].values())
+    trajectories = workspaces * syn["sft_per_workspace"]
+    rl_tasks = workspaces * syn["rl_per_workspace"]
+    add("synth_category: questioner", workspaces, "config", "questioner")
+    add("synth_category: solver", trajectories, "config", "solver", t["solver_turns"])
+    add("synth_category: inspector", trajectories, "config", "inspector")
+    llm = config["llm"]
+    price = llm.get("price", {})
+    for r in rows:
+        r["cost_usd"] = _cost(r, price)
+    judge = config["judge"]
+    if judge["backend"] != "none":
+        s3 = config["stage3"]
+        rollouts = round(rl_tasks * s3["num_generations"] * s3["num_train_epochs"])
+        prompt, completion = tok["judge"]
+        r = {"rule": "train_stage3: judge", "records": rl_tasks, "from": "config", "requests": rollouts,
+             "prompt_tokens": rollouts * prompt, "completion_tokens": rollouts * completion}  # fmt: skip
+        r["cost_usd"] = _cost(r, judge.get("price", {}))
+        rows.append(r)
+    keys = ("requests", "prompt_tokens", "completion_tokens", "cost_usd")
+    total = {k: sum(r[k] for r in rows) for k in keys}
+    return {"model": llm["model"], "backend": llm["backend"], "rules": rows, "total": total}
+
+
+def _cost(row: dict, price: dict) -> float:
+    return (row["prompt_tokens"] * price.get("input_per_mtok", 0) + row["completion_tokens"] * price.get("output_per_mtok", 0)) / 1e6
 
 
 def plan(config: dict) -> dict:
@@ -12,7 +103,10 @@ def plan(config: dict) -> dict:
         rows.append({"stage": stage, "gpus": gpus, "hours": hours, "gpu_hours": gpu_hours, "cost_usd": gpu_hours * price})
     total = {"gpu_hours": sum(r["gpu_hours"] for r in rows), "hours": sum(r["hours"] for r in rows),
              "cost_usd": sum(r["cost_usd"] for r in rows)}  # fmt: skip
-    return {"price_per_gpu_hour": price, "stages": rows, "total": total}
+    out = {"price_per_gpu_hour": price, "stages": rows, "total": total}
+    if "teacher" in config.get("plan", {}):
+        out["teacher"] = teacher_plan(config)
+    return out
 
 
 def table(p: dict) -> str:
@@ -22,4 +116,15 @@ def table(p: dict) -> str:
     t = p["total"]
     lines.append(f"{'total':<8} {'':>5} {t['hours']:>7g} {t['gpu_hours']:>10g} {t['cost_usd']:>12,.0f}")
     lines.append(f"at ${p['price_per_gpu_hour']:g} per GPU-hour (plan.price_per_gpu_hour)")
+    if "teacher" in p:
+        tp = p["teacher"]
+        lines += ["", f"teacher {tp['model']} ({tp['backend']}); tokens per request: plan.teacher.tokens",
+                  f"{'rule':<28} {'records':>9} {'from':<14} {'requests':>10} {'tokens in':>13} {'tokens out':>12} {'cost (USD)':>11}"]  # fmt: skip
+        for r in tp["rules"]:
+            lines.append(f"{r['rule']:<28} {r['records']:>9,} {r['from']:<14} {r['requests']:>10,} "
+                         f"{r['prompt_tokens']:>13,} {r['completion_tokens']:>12,} {r['cost_usd']:>11,.0f}")  # fmt: skip
+        t = tp["total"]
+        lines.append(f"{'total':<28} {'':>9} {'':<14} {t['requests']:>10,} {t['prompt_tokens']:>13,} "
+                     f"{t['completion_tokens']:>12,} {t['cost_usd']:>11,.0f}")  # fmt: skip
+        lines.append("prices: llm.price / judge.price (USD per million tokens)")
     return "\n".join(lines)

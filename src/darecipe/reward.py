@@ -1,7 +1,7 @@
-"""End-of-episode reward of DeepAnalyze's stage 3 (RECIPE §6).
+"""End-of-episode reward of DeepAnalyze's stage 3 (docs/reward.md: each term beside the public release's).
 
-Terms that need the LLM judge are passed in as scores (1–5) or `None`; with no judge
-(`judge.backend: none`) they are dropped and the remaining terms are averaged.
+Terms that need the LLM judge come in as scores (qa: analysis 1–5; datatask: accuracy 0–5; openresearch: five
+dimensions 1–5) or `None`; with no judge (`judge.backend: none`) they are dropped and the other terms averaged.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ TURNS_NORM = 10
 
 @dataclass
 class RewardInput:
-    text: str
+    text: str  # the episode's assistant message (every kept turn and observation)
     method: str
     ground_truth: str = ""
     exec_ok: int = 0
-    exec_total: int = 0
+    exec_total: int = 0  # blocks run plus turns that ran none (rollout.Episode.exec_total)
     turns: int = 0
-    truncated: bool = False
+    over_length: bool = False
     judge: dict[str, float] | None = None
 
 
@@ -56,18 +56,20 @@ def format_gate(text: str, method: str) -> str | None:
 def compute_reward(x: RewardInput) -> RewardResult:
     if x.method not in METHODS:
         raise ValueError(f"unknown reward method {x.method!r}; expected one of {METHODS}")
-    if x.truncated:
+    if x.over_length:
         return RewardResult(0.0, gate="over-length")
     gate = format_gate(x.text, x.method)
     if gate:
         return RewardResult(-1.0, gate=gate)
     terms: dict[str, float] = {}
     judge = x.judge or {}
+    # A data task answered without running any code gets 0 here, where the release leaves the term out (a
+    # deliberate difference: docs/reward.md).
     success = x.exec_ok / x.exec_total if x.exec_total else 0.0
     if x.method == "qa":
         terms["accuracy"] = exact_match(final_answer(x.text), x.ground_truth)
         if "score" in judge:
-            terms["judge"] = judge["score"] / 5
+            terms["judge_analysis"] = judge["score"] / 5
     elif x.method == "datatask":
         if "accuracy" in judge:
             terms["judge_accuracy"] = judge["accuracy"] / 5

@@ -1,21 +1,31 @@
-"""One rollout's environment: its private workspace copy, code execution and bookkeeping.
+"""One episode of the DeepAnalyze environment: its private workspace copy, how a model's turn is cut and run, and
+when the episode ends. Shared by the ms-swift scheduler plugin and the skyrl-gym environment (stage 3) and by the
+agent loop of evaluation and synthesis (`agent.run_agents`), so every backend runs code, counts successes and ends
+episodes the same way. docs/reward.md compares each rule with the public release's environment.
 
-Shared by the ms-swift scheduler plugin (stage 3), and meant to be shared by the skyrl-gym
-environment and evaluation, so every backend runs code and counts successes the same way.
+A turn (what the model generated until `</Code>`, EOS or its length limit):
+- is kept up to its first `</Code>` or `</Answer>`, whichever comes first (generation stops at `</Code>`; the
+  release likewise keeps a turn only up to its first `</Answer>`);
+- ends the episode if it closes an `<Answer>`, or if it is turn `max_turns`;
+- otherwise runs its closed `<Code>` block and appends `<Execute>\\n…\\n</Execute>`. A turn without a closed block
+  (only reasoning, EOS inside an open block, cut by the length limit) runs nothing: as in the release, it gets the
+  failed observation "No code is provided" and counts as a failed block, and the episode goes on.
+Before a turn, a trajectory already longer than `max_tokens` (prompt + turns + observations) ends the episode:
+over length, reward 0 (skyrl-train's generator checks the same before it generates).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import statistics
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .sandbox import SandboxLimits, Session, execute_block
-from .tags import last_open_code
+from .sandbox import ERROR_MARKER, ExecResult, SandboxLimits, Session, execute_block
 
 WORKSPACE_ROOT_ENV = "DARECIPE_WORKSPACE_ROOT"
 ROLLOUT_DIR_ENV = "DARECIPE_ROLLOUT_DIR"
@@ -23,6 +33,22 @@ SANDBOX_ENV = "DARECIPE_SANDBOX"
 EPISODE_ENV = "DARECIPE_EPISODE"
 JUDGE_ENV = "DARECIPE_JUDGE"
 ROLLOUT_LOG_ENV = "DARECIPE_ROLLOUT_LOG"
+
+NO_CODE = "No code is provided, so nothing was executed."
+CLOSED_CODE_RE = re.compile(r"<Code>(.*?)</Code>", re.DOTALL)
+TURN_END_RE = re.compile(r"</Code>|</Answer>")
+
+
+def cut_turn(action: str) -> str:
+    """A turn as the environment keeps it: up to its first `</Code>` or `</Answer>`."""
+    m = TURN_END_RE.search(action)
+    return action if m is None else action[: m.end()]
+
+
+def turn_code(action: str) -> str | None:
+    """The body of the turn's closed `<Code>` block; None if the model did not close one."""
+    m = CLOSED_CODE_RE.search(action)
+    return m.group(1) if m else None
 
 
 def workspace_source(root: Path, data: str, workspace_id: str) -> Path:
@@ -41,14 +67,28 @@ def copy_workspace(src: Path, parent: Path) -> Path:
 
 
 @dataclass
+class Turn:
+    action: str  # the turn as kept
+    observation: str  # `<Execute>…</Execute>` appended after it ("" when the episode ended)
+    done: bool
+    stop: str | None = None  # answer | max_turns | no_code | over_length, when done
+
+
+@dataclass
 class Episode:
     workdir: Path
     limits: SandboxLimits
-    exec_ok: int = 0
-    exec_total: int = 0
-    timeouts: int = 0
+    max_turns: int = 30
     max_tokens: int | None = None
+    on_no_code: str = "continue"  # continue (the environment); stop (a synthesis solver's attempt ends there)
+    owns_workdir: bool = False
+    text: str = ""
+    turns: int = 0
     tokens: int = 0
+    no_code_turns: int = 0
+    timeouts: int = 0
+    stop: str | None = None
+    results: list[ExecResult] = field(default_factory=list)
     session: Session | None = None
 
     def __post_init__(self) -> None:
@@ -61,16 +101,43 @@ class Episode:
     def over_length(self) -> bool:
         return self.max_tokens is not None and self.tokens > self.max_tokens
 
-    def wants_execution(self, text: str) -> str | None:
-        """The code to run if `text` (the assistant message so far) ends in a <Code> block."""
-        if "</Answer>" in text:
-            return None
-        return last_open_code(text)
+    @property
+    def exec_ok(self) -> int:
+        return sum(r.ok for r in self.results)
 
-    def execute(self, code: str) -> str:
+    @property
+    def exec_total(self) -> int:
+        """Blocks for the reward's code success rate: every block run, and every turn that ran none."""
+        return len(self.results) + self.no_code_turns
+
+    def step(self, action: str) -> Turn:
+        if self.over_length:
+            self.stop = "over_length"
+            return Turn("", "", True, self.stop)
+        self.turns += 1
+        action = cut_turn(action)
+        self.text += action
+        if "</Answer>" in action:
+            return self._end(action, "answer")
+        code = turn_code(action)
+        if code is None and self.on_no_code == "stop":
+            return self._end(action, "no_code")
+        if self.turns >= self.max_turns:
+            return self._end(action, "max_turns")
+        obs = self.execute(code)
+        self.text += obs
+        return Turn(action, obs, False)
+
+    def _end(self, action: str, stop: str) -> Turn:
+        self.stop = stop
+        return Turn(action, "", True, stop)
+
+    def execute(self, code: str | None) -> str:
+        if code is None:
+            self.no_code_turns += 1
+            return f"<Execute>\n{ERROR_MARKER}\n{NO_CODE}\n</Execute>"
         obs, res = execute_block(code, self.workdir, self.limits, self.session)
-        self.exec_total += 1
-        self.exec_ok += int(res.ok)
+        self.results.append(res)
         self.timeouts += int(res.timed_out)
         return obs
 
@@ -79,22 +146,28 @@ class Episode:
             "exec_ok": self.exec_ok,
             "exec_total": self.exec_total,
             "exec_timeouts": self.timeouts,
+            "no_code_turns": self.no_code_turns,
             "trajectory_tokens": self.tokens,
-            "over_length": self.over_length,
+            "over_length": self.stop == "over_length",
+            "num_turns": self.turns,
+            "stop": self.stop,
         }
 
     def close(self) -> None:
         if self.session:
             self.session.close()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+            self.session = None
+        if self.owns_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def open_episode(data: str, workspace_id: str, limits: SandboxLimits, max_tokens: int | None = None,
-                 root: str | Path | None = None) -> Episode:  # fmt: skip
+                 root: str | Path | None = None, max_turns: int = 30) -> Episode:  # fmt: skip
     """A new episode in a private copy of the task's workspace (roots from the environment the trainer set)."""
     root = Path(root or os.environ.get(WORKSPACE_ROOT_ENV, "results/data/rl/workspaces"))
     parent = Path(os.environ.get(ROLLOUT_DIR_ENV) or tempfile.gettempdir())
-    return Episode(copy_workspace(workspace_source(root, data, workspace_id), parent), limits, max_tokens=max_tokens)
+    workdir = copy_workspace(workspace_source(root, data, workspace_id), parent)
+    return Episode(workdir, limits, max_turns=max_turns, max_tokens=max_tokens, owns_workdir=True)
 
 
 def log_rollout(record: dict) -> None:
@@ -140,6 +213,7 @@ def summarise_rollouts(path: Path) -> dict:
             for k, v in (r.get("terms") or {}).items():
                 terms.setdefault(k, []).append(v)
         total = sum(r.get("exec_total", 0) for r in rs)
+        ran = sum(r.get("exec_total", 0) - r.get("no_code_turns", 0) for r in rs)
         per_step.append(
             {
                 "step": step,
@@ -148,7 +222,8 @@ def summarise_rollouts(path: Path) -> dict:
                 "reward_std": round(statistics.pstdev(rewards), 6) if rewards else None,
                 "terms": {k: _mean(v) for k, v in sorted(terms.items())},
                 "turns_mean": _mean([r.get("num_turns", 1) for r in rs]),
-                "code_blocks": total,
+                "code_blocks": ran,
+                "rollouts_with_code": sum(1 for r in rs if r.get("exec_total", 0) - r.get("no_code_turns", 0) > 0),
                 "code_success_rate": round(sum(r.get("exec_ok", 0) for r in rs) / total, 6) if total else None,
                 "gate_share": _mean([float(r.get("gate") is not None) for r in rs]),
             }

@@ -1,8 +1,9 @@
 """OpenAI-compatible servers (vLLM) started inside a GPU job and stopped after it:
 
-- evaluation: the trained models continue one assistant message (tags inline, `<Execute>` observations appended
-  by the environment), so prompts are rendered locally with the checkpoint's chat template and sent as raw text
-  to `/v1/completions`;
+- evaluation: the trained models continue one assistant message (tags inline, `<Execute>` observations
+  appended by the environment), so prompts are rendered locally with the checkpoint's chat template
+  (`chat.prompt_ids`, the same ids training saw) and sent as token ids: text would be tokenised again by
+  the server, which may add a second BOS;
 - the local teacher (`llm.backend: vllm`): the synthesis job serves the teacher's weights on its own GPUs and
   the LLM layer talks to it as to any chat endpoint (`local_teacher`).
 """
@@ -21,7 +22,8 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-from .agent import State, render_prompt
+from .agent import State
+from .chat import prompt_ids
 from .config import render_command
 from .llm import LLMError, LLMSettings
 
@@ -105,7 +107,7 @@ class CompletionsGenerator:
             async with sem:
                 try:
                     r = await client.completions.create(
-                        model=self.model, prompt=render_prompt(self.tok, s), max_tokens=self.max_new_tokens,
+                        model=self.model, prompt=prompt_ids(self.tok, s.prompt, s.text), max_tokens=self.max_new_tokens,
                         temperature=self.temperature, stop=["</Code>"],
                         extra_body={"include_stop_str_in_output": True, "skip_special_tokens": False},
                     )  # fmt: skip

@@ -37,6 +37,8 @@ def skyrl_overrides(hp: dict, model: Path, train_files: list[Path], output_dir: 
         f"trainer.seed={hp['seed']}",
         "generator.backend=vllm",
         "generator.batched=false",
+        # every turn and observation in one assistant message, as the release trained (not one user turn each)
+        "generator.use_conversation_multi_turn=false",
         "generator.async_engine=true",
         f"generator.n_samples_per_prompt={hp['num_generations']}",
         f"generator.max_turns={hp['max_turns']}",

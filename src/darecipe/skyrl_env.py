@@ -1,19 +1,24 @@
 """The DeepAnalyze environment for skyrl-train (`env_class: deepanalyze`), on skyrl-gym's `BaseTextEnv`.
 
-It runs code and scores episodes with the same modules as the ms-swift scheduler (`rollout.Episode`,
-`reward.compute_reward`, `judge`), so both backends see the same observations and rewards for the same actions.
-Each episode works in a private copy of its task's workspace.
+Each turn goes through the same stage-3 environment as the ms-swift scheduler (`rollout.Episode`), and a finished
+episode is scored by the same code (`scoring.score_episodes`: judge, reward, rollout log), so both backends see the
+same observations and rewards for the same actions. Each episode works in a private copy of its task's workspace.
+skyrl-train runs with `generator.use_conversation_multi_turn=false` (as the release did): every turn and
+observation stays in one assistant message. It checks the trajectory budget itself
+(`generator.max_input_length` = `max_trajectory_length`) before each turn and ends an episode over it with reward 0.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from skyrl_gym.envs.base_text_env import BaseTextEnv, BaseTextEnvStepOutput
 
-from .reward import RewardInput, compute_reward
-from .rollout import Episode, open_episode
+from .judge import Judge
+from .rollout import JUDGE_ENV, Episode, open_episode
 from .sandbox import SandboxLimits
+from .scoring import EpisodeOutcome, score_episodes
 
 
 def _get(cfg, key, default=None):
@@ -22,7 +27,8 @@ def _get(cfg, key, default=None):
 
 class DeepAnalyzeEnv(BaseTextEnv):
     """One RL task. `extras` is the parquet row (reward_spec, data, workspace_id, input_seq); `env_config` holds
-    sandbox limits, max_turns and max_trajectory_length (tokens, counted by the caller via `add_tokens`)."""
+    sandbox limits, max_turns and the workspace root. The judge comes from `DARECIPE_JUDGE`, which the training
+    job sets for every process it starts (Ray workers included)."""
 
     def __init__(self, env_config: Any = None, extras: dict | None = None):
         super().__init__()
@@ -35,35 +41,30 @@ class DeepAnalyzeEnv(BaseTextEnv):
         self.max_turns = int(_get(env_config, "max_turns", 30))
         sandbox = _get(env_config, "sandbox", {}) or {}
         self.limits = SandboxLimits(**dict(sandbox))
-        self.max_tokens = _get(env_config, "max_trajectory_length", None)
         self.workspace_root = _get(env_config, "workspace_root", None)
-        self.judge_fn = _get(env_config, "judge_fn", None)  # callable(method, task, gold, text) -> dict | None
+        self.judge = Judge.from_json(os.environ.get(JUDGE_ENV))
+        self.step_counter = int(_get(env_config, "step", 0))
         self.episode: Episode | None = None
-        self.text = ""
 
     def init(self, prompt):
-        self.episode = open_episode(self.data, self.workspace_id, self.limits, self.max_tokens, self.workspace_root)
-        self.text = ""
-        self.turns = 0
+        self.episode = open_episode(self.data, self.workspace_id, self.limits, None, self.workspace_root,
+                                    max_turns=self.max_turns)  # fmt: skip
         return prompt, {}
 
     def step(self, action: str) -> BaseTextEnvStepOutput:
-        self.turns += 1
-        self.text += action
-        code = self.episode.wants_execution(self.text)
-        if code is not None and self.turns < self.max_turns and not self.episode.over_length:
-            closing = "" if self.text.rstrip().endswith("</Code>") else "</Code>"
-            obs = closing + self.episode.execute(code)
-            self.text += obs
-            return BaseTextEnvStepOutput(observations=[{"role": "user", "content": obs}], reward=0.0, done=False,
-                                         metadata=self.episode.infos())  # fmt: skip
-        judge = self.judge_fn(self.method, self.task, self.ground_truth, self.text) if self.judge_fn else None
-        res = compute_reward(RewardInput(
-            text=self.text, method=self.method, ground_truth=self.ground_truth, exec_ok=self.episode.exec_ok,
-            exec_total=self.episode.exec_total, turns=self.turns, truncated=self.episode.over_length, judge=judge,
-        ))  # fmt: skip
-        meta = {**self.episode.infos(), "num_turns": self.turns, "gate": res.gate, "terms": res.terms}
-        return BaseTextEnvStepOutput(observations=[], reward=res.reward, done=True, metadata=meta)
+        turn = self.episode.step(action)
+        # only a turn the environment cut is handed back (skyrl-train then re-tokenises it); otherwise the sampled
+        # token ids stay as they are
+        cut = turn.action if turn.action != action else None
+        if not turn.done:
+            return BaseTextEnvStepOutput(observations=[{"role": "user", "content": turn.observation}], reward=0.0,
+                                         done=False, metadata=self.episode.infos(),
+                                         postprocessed_action=cut)  # fmt: skip
+        outcome = EpisodeOutcome(self.episode.text, self.method, self.ground_truth, self.task, self.episode.infos())
+        res = score_episodes([outcome], self.judge, self.step_counter)[0]
+        meta = {**self.episode.infos(), "gate": res.gate, "terms": res.terms}
+        return BaseTextEnvStepOutput(observations=[], reward=res.reward, done=True, metadata=meta,
+                                     postprocessed_action=cut)  # fmt: skip
 
     def close(self):
         if self.episode:

@@ -1,17 +1,19 @@
 """ms-swift command lines for the three training stages, built from config values (pure, tested).
 
-Flag names are ms-swift 4.6's (`--tuner_type`, not 3.x's `--train_type`).
+Flag names are ms-swift 4.6's (`--tuner_type`, not 3.x's `--train_type`). The model type and template come from
+the base checkpoint's chat format (`darecipe.chat`), never from a constant: DeepSeek-R1-0528-Qwen3-8B is a `qwen3`
+model with the `deepseek_r1` template, SmolLM2 a `llama` model with `chatml`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from .chat import ChatFormat
+
 PLUGIN = Path(__file__).with_name("swift_plugin.py")
 
 COMMON_FIXED = [
-    "--model_type", "qwen3",
-    "--template", "qwen3",
     # DeepAnalyze generates with an empty response prefix (no empty <think> block in front of every turn),
     # so training must not insert Qwen3's empty think block either: the model sees the same context in both.
     "--response_prefix", "",
@@ -23,7 +25,6 @@ COMMON_FIXED = [
     "--eval_strategy", "no",
     "--split_dataset_ratio", "0",
     "--add_version", "false",
-    "--dataset_num_proc", "1",
     "--save_only_model", "false",
     # SIGTERM / SIGINT / SIGUSR1 / SIGUSR2 (SLURM's warning before the time limit): save at the end of the step, stop.
     "--callbacks", "graceful_exit",
@@ -46,6 +47,7 @@ def _training_args(hp: dict) -> list[str]:
         "--seed", str(hp["seed"]),
         "--data_seed", str(hp["seed"]),
         "--dataloader_num_workers", str(hp["dataloader_num_workers"]),
+        "--dataset_num_proc", str(hp["dataset_num_proc"]),
         "--gradient_checkpointing", str(hp["gradient_checkpointing"]).lower(),
     ]  # fmt: skip
     if hp.get("save_total_limit"):
@@ -59,9 +61,9 @@ def _training_args(hp: dict) -> list[str]:
     return args
 
 
-def _fixed(hp: dict) -> list[str]:
+def _fixed(hp: dict, chat: ChatFormat) -> list[str]:
     """The fixed flags, with LoRA in place of full fine-tuning when the stage has a `lora_rank` (domain LoRA)."""
-    fixed = list(COMMON_FIXED)
+    fixed = chat.swift_args() + COMMON_FIXED
     if "lora_rank" not in hp:
         return fixed
     fixed[fixed.index("--tuner_type") + 1] = "lora"
@@ -76,10 +78,11 @@ def _fixed(hp: dict) -> list[str]:
     return fixed
 
 
-def sft_args(hp: dict, model: Path, datasets: list[Path], output_dir: Path, mask_execute: bool) -> list[str]:
+def sft_args(hp: dict, model: Path, datasets: list[Path], output_dir: Path, mask_execute: bool,
+             chat: ChatFormat) -> list[str]:  # fmt: skip
     """`swift sft` arguments. `mask_execute` adds the loss-scale plugin (stage 2)."""
     args = ["--model", str(model), "--dataset", *map(str, datasets), "--output_dir", str(output_dir)]
-    args += _fixed(hp) + _training_args(hp)
+    args += _fixed(hp, chat) + _training_args(hp)
     if hp.get("packing"):
         args += ["--packing", "true"]
     if mask_execute:
@@ -87,10 +90,10 @@ def sft_args(hp: dict, model: Path, datasets: list[Path], output_dir: Path, mask
     return args + list(hp.get("extra_args", []))
 
 
-def grpo_args(hp: dict, model: Path, dataset: Path, output_dir: Path) -> list[str]:
+def grpo_args(hp: dict, model: Path, dataset: Path, output_dir: Path, chat: ChatFormat) -> list[str]:
     """`swift rlhf --rlhf_type grpo` arguments: multi-turn, stop at </Code>, reward at the end."""
     args = ["--rlhf_type", "grpo", "--model", str(model), "--dataset", str(dataset), "--output_dir", str(output_dir)]
-    args += COMMON_FIXED + _training_args(hp)
+    args += chat.swift_args() + COMMON_FIXED + _training_args(hp)
     args += [
         "--external_plugins", str(PLUGIN),
         "--reward_funcs", "deepanalyze_reward",
@@ -109,6 +112,13 @@ def grpo_args(hp: dict, model: Path, dataset: Path, output_dir: Path) -> list[st
         args += [
             "--vllm_mode", hp["vllm_mode"],
             "--vllm_gpu_memory_utilization", str(hp["vllm_gpu_memory_utilization"]),
-            "--vllm_max_model_len", str(hp["max_length"]),
+            # prompt + every turn + every observation of one trajectory: the episode ends (reward 0) only there
+            "--vllm_max_model_len", str(hp["max_trajectory_length"]),
         ]  # fmt: skip
     return args + list(hp.get("extra_args", []))
+
+
+def export_args(adapter: Path, base: Path, output_dir: Path) -> list[str]:
+    """`swift export` arguments merging LoRA adapters into their base (the model type and template come from the
+    adapter's own args.json, written by the training run)."""
+    return ["--adapters", str(adapter), "--model", str(base), "--merge_lora", "true", "--output_dir", str(output_dir)]

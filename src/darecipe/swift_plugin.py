@@ -1,9 +1,9 @@
 """ms-swift plugin (`--external_plugins <this file>`): everything DeepAnalyze adds to ms-swift, no fork.
 
 - loss scale `deepanalyze`: `<Execute>…</Execute>` spans (tags included) get weight 0, i.e. label -100.
-- multi-turn scheduler `deepanalyze`: runs each generated `<Code>` block in the rollout's own workspace
-  copy and appends `<Execute>\\n…\\n</Execute>` with loss mask 0 (see `darecipe.rollout`).
-- reward `deepanalyze_reward`: the end-of-episode reward of `darecipe.reward`.
+- multi-turn scheduler `deepanalyze`: each turn through the stage-3 environment (`darecipe.rollout.Episode`) in the
+  rollout's own workspace copy; `<Execute>\\n…\\n</Execute>` gets loss mask 0.
+- reward `deepanalyze_reward`: the end-of-episode reward with the judge (`darecipe.scoring`).
 """
 
 import json
@@ -14,11 +14,10 @@ from swift.loss_scale.mapping import loss_scale_map
 from swift.rewards.orm import ORM, orms
 from swift.rollout.multi_turn import MultiTurnScheduler, multi_turns
 
-from darecipe.judge import JudgeItem, judge, load_templates
-from darecipe.llm import LLMSettings, ResponseCache
-from darecipe.reward import RewardInput, compute_reward
-from darecipe.rollout import EPISODE_ENV, JUDGE_ENV, SANDBOX_ENV, Episode, log_rollout, open_episode
+from darecipe.judge import Judge
+from darecipe.rollout import EPISODE_ENV, JUDGE_ENV, SANDBOX_ENV, Episode, open_episode
 from darecipe.sandbox import SandboxLimits
+from darecipe.scoring import EpisodeOutcome, score_episodes
 
 EXECUTE_SPAN = r"<Execute>.*?</Execute>"
 
@@ -38,55 +37,74 @@ def _episode_settings() -> tuple[SandboxLimits, int | None]:
 
 
 class DeepAnalyzeScheduler(MultiTurnScheduler):
-    """Generate until </Code> or EOS; run the code; append <Execute> (loss mask 0); repeat.
-
-    An episode ends at </Answer>, at EOS without an open <Code>, at the length limit of a turn, at
-    `max_turns`, or when prompt + trajectory exceed `max_trajectory_length` (then its reward is 0).
-    """
+    """Each turn goes through the stage-3 environment (`rollout.Episode`): generate until </Code> or EOS; the
+    environment keeps the turn up to its first </Code> or </Answer>, runs a closed block (or answers a turn
+    without one with the failed "No code is provided" observation) and appends <Execute> (loss mask 0); the
+    episode ends at </Answer>, at `max_turns`, or before a turn once the trajectory exceeds
+    `max_trajectory_length` (reward 0). Token ids are exact: a turn's trailing EOS is dropped when the message
+    goes on (as skyrl-train does), tokens after the turn's end are cut."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.limits, self.max_trajectory_length = _episode_settings()
         self.episodes: dict[int, Episode] = {}
+        self.pending: dict[int, tuple[list[int], list[int], str]] = {}
 
     async def on_trajectory_start(self, requests) -> None:
         for req in requests:
             d = req.data_dict
-            ep = open_episode(str(d["data"]), str(d["workspace_id"]), self.limits, self.max_trajectory_length)
+            ep = open_episode(str(d["data"]), str(d["workspace_id"]), self.limits, self.max_trajectory_length,
+                              max_turns=self.max_turns or 30)  # fmt: skip
             ep.add_tokens(sum(len(self.tokenizer.encode(m["content"], add_special_tokens=False)) for m in req.messages))
             self.episodes[id(req)] = ep
 
-    @staticmethod
-    def _text(req) -> str:
-        return req.messages[-1]["content"] if req.messages[-1]["role"] == "assistant" else ""
+    def _special_ids(self) -> tuple[set[int], int, int]:
+        tok = self.tokenizer
+        eos = {i for i in (tok.eos_token_id, tok.pad_token_id) if i is not None}
+        return eos, tok.convert_tokens_to_ids("</Code>"), tok.convert_tokens_to_ids("</Answer>")
+
+    def _turn_ids(self, response_choice) -> tuple[list[int], list[int], list[int]]:
+        """(the turn's kept ids, ids the environment restores, the EOS id the model wrote right after the turn)."""
+        eos, code_end, answer_end = self._special_ids()
+        ids = list(response_choice.token_ids or [])
+        for k, t in enumerate(ids):
+            if t in (code_end, answer_end):
+                return ids[: k + 1], [], ids[k + 1 : k + 2] if ids[k + 1 : k + 2] and ids[k + 1] in eos else []
+        if ids and ids[-1] in eos:
+            return ids[:-1], [], ids[-1:]
+        text = self.tokenizer.decode(ids, skip_special_tokens=False)
+        if response_choice.finish_reason == "stop" and "<Code>" in text and "</Code>" not in text:
+            # The engine stopped at </Code> and dropped it from its output (vLLM does by default): restore it.
+            return ids, [code_end], []
+        return ids, [], []
 
     async def on_turn_end(self, infer_request, response_choice, current_turn) -> dict:
         ep = self.episodes[id(infer_request)]
-        ep.add_tokens(len(response_choice.token_ids or []))
-        done = (
-            response_choice.finish_reason == "length"
-            or ep.over_length
-            or (self.max_turns is not None and current_turn >= self.max_turns)
-            or ep.wants_execution(self._text(infer_request)) is None
-        )
-        infos = ep.infos()
-        if done:
+        ids, restored, eos_id = self._turn_ids(response_choice)
+        if ep.over_length:  # the trajectory exceeded its budget before this turn: the turn does not count
+            ids, restored, eos_id = [], [], []
+        action = self.tokenizer.decode(ids + restored, skip_special_tokens=False)
+        turn = ep.step(action)
+        if turn.action != action:  # a tag spelled out in pieces ended the turn early: keep what the text keeps
+            ids, restored = self.tokenizer.encode(turn.action, add_special_tokens=False), []
+        if turn.done:
+            # ms-swift keeps this turn's token ids as the final segment: the turn up to its end, and the model's
+            # EOS after an answer (it learns to stop there)
+            response_choice.token_ids = ids + restored + (eos_id if turn.stop == "answer" else [])
+            ep.add_tokens(len(ids) + len(restored))
+            infos = {**ep.infos(), "text": ep.text}
             ep.close()
             self.episodes.pop(id(infer_request), None)
-        return {"done": done, "rollout_infos": infos}
+            return {"done": True, "rollout_infos": infos}
+        self.pending[id(infer_request)] = (ids, restored, turn.observation)
+        return {"done": False, "rollout_infos": ep.infos()}
 
     def step(self, infer_request, response_choice, current_turn) -> dict:
         ep = self.episodes[id(infer_request)]
-        ids = list(response_choice.token_ids or [])
-        text = self._text(infer_request)
-        env_text = ""
-        if not text.rstrip().endswith("</Code>"):
-            # The engine dropped the stop string (vLLM does by default): close the block ourselves.
-            env_text += "</Code>"
-        env_text += ep.execute(ep.wants_execution(text) or "")
-        env_ids = self.tokenizer.encode(env_text, add_special_tokens=False)
-        ep.add_tokens(len(env_ids))
-        infer_request.messages[-1]["content"] = text + env_text
+        ids, restored, observation = self.pending.pop(id(infer_request))
+        env_ids = restored + self.tokenizer.encode(observation, add_special_tokens=False)
+        ep.add_tokens(len(ids) + len(env_ids))
+        infer_request.messages[-1]["content"] = ep.text
         return {
             "infer_request": infer_request,
             "response_token_ids": ids + env_ids,
@@ -96,56 +114,27 @@ class DeepAnalyzeScheduler(MultiTurnScheduler):
 
 
 class DeepAnalyzeReward(ORM):
-    """RECIPE §6, given once at the end of each episode: the rule-based terms plus, when a judge is configured,
-    the LLM judge's terms (`DARECIPE_JUDGE` holds the judge settings; without it the judge terms are dropped)."""
+    """The end-of-episode reward (`darecipe.reward`), given once per episode: the rule-based terms plus, when a
+    judge is configured (`DARECIPE_JUDGE`), the LLM judge's terms for every episode of the batch at once."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        cfg = json.loads(os.environ.get(JUDGE_ENV, "null") or "null")
-        self.judge_cfg = cfg if cfg and cfg.get("backend") != "none" else None
-        if self.judge_cfg:
-            self.judge_settings = LLMSettings.from_config(self.judge_cfg)
-            self.templates = load_templates(self.judge_cfg["prompts"])
-            self.judge_cache = ResponseCache(self.judge_cfg.get("cache"))
-
-    def _judge(self, completions, methods, golds, tasks, step):
-        if not self.judge_cfg:
-            return [None] * len(completions), {}
-        items = [JudgeItem(f"step{step}-{i}", m, t, str(g), c)
-                 for i, (c, m, g, t) in enumerate(zip(completions, methods, golds, tasks))]  # fmt: skip
-        stats = judge(self.judge_settings, self.templates, items, self.judge_cache,
-                      self.judge_cfg["parse_retries"], self.judge_cfg["on_unparseable"])  # fmt: skip
-        return stats.per_item, {"judge_unparseable": stats.unparseable, "judge_unanswered": stats.unanswered}
+        self.judge = Judge.from_json(os.environ.get(JUDGE_ENV))
 
     def __call__(self, completions, **kwargs):
         n = len(completions)
-        methods = kwargs.get("method") or ["qa"] * n
-        golds = kwargs.get("ground_truth") or [""] * n
-        tasks = kwargs.get("task") or [""] * n
-        infos = kwargs.get("rollout_infos") or [{}] * n
-        truncated = kwargs.get("is_truncated") or [False] * n
+        infos = [i or {} for i in (kwargs.get("rollout_infos") or [{}] * n)]
+        episodes = [
+            EpisodeOutcome(text=info.get("text") or text, method=method, ground_truth=str(gold), task=str(task),
+                           infos=info)  # fmt: skip
+            for text, method, gold, task, info in zip(
+                completions, kwargs.get("method") or ["qa"] * n, kwargs.get("ground_truth") or [""] * n,
+                kwargs.get("task") or [""] * n, infos,
+            )
+        ]  # fmt: skip
         state = kwargs.get("trainer_state")
         step = int(getattr(state, "global_step", 0)) + 1
-        verdicts, counts = self._judge(completions, methods, golds, tasks, step)
-        out = []
-        for text, method, gold, info, trunc, verdict in zip(completions, methods, golds, infos, truncated, verdicts):
-            info = info or {}
-            res = compute_reward(
-                RewardInput(
-                    text=text,
-                    method=method,
-                    ground_truth=str(gold),
-                    exec_ok=int(info.get("exec_ok", 0)),
-                    exec_total=int(info.get("exec_total", 0)),
-                    turns=int(info.get("num_turns", 1)),
-                    truncated=bool(trunc) or bool(info.get("over_length")),
-                    judge=verdict,
-                )
-            )
-            out.append(res.reward)
-            log_rollout({"step": step, "method": method, "reward": res.reward, "gate": res.gate, "terms": res.terms,
-                         "judge": verdict, **counts, **info})  # fmt: skip
-        return out
+        return [r.reward for r in score_episodes(episodes, self.judge, step)]
 
 
 loss_scale_map["deepanalyze"] = DeepAnalyzeLossScale

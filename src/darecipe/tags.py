@@ -14,8 +14,9 @@ TAGS = tuple(t for a in ACTIONS for t in (f"<{a}>", f"</{a}>"))
 CODE_BLOCK_RE = re.compile(r"<Code>(.*?)</Code>", re.DOTALL)
 EXECUTE_RE = re.compile(r"<Execute>(.*?)</Execute>", re.DOTALL)
 ANSWER_RE = re.compile(r"<Answer>(.*?)</Answer>", re.DOTALL)
-FENCE_RE = re.compile(r"^\s*```[ \t]*(?:python|py)?[ \t]*\n(.*?)\n?```\s*$", re.DOTALL | re.IGNORECASE)
-PY_FENCE_RE = re.compile(r"^\s*```[ \t]*python[ \t]*\n.*```\s*$", re.DOTALL)
+# A ```python fence around a <Code> body: the language tag (python, python3, py) ends at a space or newline, and a
+# one-line block ("```python print(1)```") has its code after that space.
+FENCE_RE = re.compile(r"^\s*```(?:[ \t]*(?:python3?|py)(?=\s))?[ \t]*\n?(.*?)\n?```\s*$", re.DOTALL | re.IGNORECASE)
 
 
 def tag_ids(tokenizer) -> dict[str, int]:
@@ -36,7 +37,9 @@ def strip_fence(code: str) -> str:
 
 
 def is_python_fenced(code: str) -> bool:
-    return PY_FENCE_RE.match(code) is not None
+    """The reward's fence check, as the release's: the block, stripped, starts with ```python and ends with ```."""
+    block = code.strip()
+    return block.startswith("```python") and block.endswith("```") and len(block) >= len("```python```")
 
 
 def code_blocks(text: str) -> list[str]:
@@ -58,12 +61,15 @@ def last_open_code(text: str) -> str | None:
 
 
 def final_answer(text: str) -> str | None:
-    """Text of the last <Answer> block, with an optional leading 'Answer:' removed."""
+    """Text of the last <Answer> block. As in the release, if it contains "Answer:", the answer is what follows the
+    first one ("The final Answer: 42" -> "42"); a leading "**Answer**:" or "answer：" is removed too."""
     found = ANSWER_RE.findall(text)
     if not found:
         return None
     ans = found[-1].strip()
-    ans = re.sub(r"^\**answer\**\s*[:：]\s*", "", ans, flags=re.IGNORECASE)
+    if "Answer:" in ans:
+        ans = ans.split("Answer:")[1]
+    ans = re.sub(r"^\**answer\**\s*[:：]\s*", "", ans.strip(), flags=re.IGNORECASE)
     return ans.strip()
 
 

@@ -311,14 +311,16 @@ class FakeOpenAI:
             self.requests += 1
             self.bodies.append(body)
         text = self.complete(body["prompt"], body)
+        # a prompt is text or, as the pipeline sends it, token ids (the OpenAI API accepts both)
+        n_prompt = len(body["prompt"]) if isinstance(body["prompt"], list) else len(body["prompt"].split())
         with self._lock:
             self.answered += 1
         return web.json_response({
             "id": f"cmpl-{time.monotonic_ns()}", "object": "text_completion", "created": int(time.time()),
             "model": body.get("model", "test"),
             "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
-            "usage": {"prompt_tokens": len(body["prompt"].split()), "completion_tokens": len(text.split()),
-                      "total_tokens": len(body["prompt"].split()) + len(text.split())},
+            "usage": {"prompt_tokens": n_prompt, "completion_tokens": len(text.split()),
+                      "total_tokens": n_prompt + len(text.split())},
         })  # fmt: skip
 
     @staticmethod

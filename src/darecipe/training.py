@@ -32,6 +32,8 @@ NOT_EXPORTED_RE = re.compile(r"^(rng_state_\d+\.pth|global_step\d+)$")
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 LARGE_FILE = 64 << 20
 SAMPLE = 16 << 20
+# Files every checkpoint carries from its base: the tags' ids and the chat format (ms-swift model type/template).
+CARRIED_FILES = ("tags.json", "chat_format.json")
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "MODELSCOPE_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
@@ -195,7 +197,7 @@ def run(stage: Stage, args_for, nproc: int, env_for=None, extra_metrics=None, lo
     )  # fmt: skip
     if extra_metrics:
         metrics.update(extra_metrics(run_dir))
-    export(final, stage.out, metrics, extra_files=[stage.base / "tags.json"])
+    export(final, stage.out, metrics, extra_files=carried(stage.base))
     return metrics
 
 
@@ -228,7 +230,7 @@ def run_skyrl(stage: Stage, argv_for, gpus: int, env_for, log=print) -> dict:
         raise RuntimeError(f"{stage.name}: skyrl-train left no HF export under {output_dir / 'export'}")
     metrics = {"stage": stage.name, "run_key": key, "run_dir": str(run_dir), "backend": "skyrl",
                "wall_seconds_this_attempt": round(time.time() - start, 2), "final_checkpoint": str(exports[-1])}  # fmt: skip
-    export(exports[-1], stage.out, metrics, extra_files=[stage.base / "tags.json"])
+    export(exports[-1], stage.out, metrics, extra_files=carried(stage.base))
     return metrics
 
 
@@ -252,6 +254,10 @@ def _shquote(a: str) -> str:
     import shlex
 
     return shlex.quote(a)
+
+
+def carried(base: Path) -> list[Path]:
+    return [base / name for name in CARRIED_FILES]
 
 
 def export(final: Path, out: Path, metrics: dict, extra_files: list[Path] = ()) -> None:

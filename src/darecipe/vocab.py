@@ -1,15 +1,18 @@
-"""Stage 0: add the ten action tags to a base checkpoint's tokenizer, one token each."""
+"""Stage 0: add the ten action tags to a base checkpoint's tokenizer, one token each, and settle its chat format."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from .chat import resolve_format, settle_chat_template, write_format
 from .tags import TAGS, tag_ids
 
 
-def extend_vocab(base: Path, out_dir: Path, special: bool, init: str) -> dict:
-    """Load `base`, add the tags, resize the embeddings if needed, save an HF directory.
+def extend_vocab(base: Path, out_dir: Path, special: bool, init: str, chat: dict | None = None, log=print) -> dict:
+    """Load `base`, add the tags, resize the embeddings if needed, save an HF directory with `tags.json` and
+    `chat_format.json` (ms-swift model type and template: `chat` holds the config's `model_type` / `template` /
+    `hub_id`, null entries detected), its chat template agreeing with ms-swift's (`darecipe.chat`).
 
     `special=False` registers the tags as ordinary added tokens (how Qwen registers <think>), so
     `decode(skip_special_tokens=True)` keeps them; `special=True` is what the public release did.
@@ -45,7 +48,13 @@ def extend_vocab(base: Path, out_dir: Path, special: bool, init: str) -> dict:
     model.save_pretrained(out_dir)
     tok.save_pretrained(out_dir)
     (out_dir / "tags.json").write_text(json.dumps(ids, indent=2) + "\n")
+    fmt = resolve_format(chat or {}, base)
+    which = settle_chat_template(out_dir, fmt, log=log)
+    write_format(out_dir, fmt, chat_template=which)
     return {
+        "model_type": fmt.model_type,
+        "template": fmt.template,
+        "chat_template": which,
         "tokenizer_len_before": n_before,
         "tokenizer_len_after": len(tok),
         "added": added,
