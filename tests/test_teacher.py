@@ -177,14 +177,18 @@ def test_slurm_profile_has_entries_for_the_local_teacher_and_batch_mode():
 
 
 def test_teacher_plan_prices_batch_only_for_the_one_shot_steps():
-    from darecipe.teacher_plan import Prices, api_cost, online_hours, paper_steps
+    from darecipe.teacher_plan import Prices, api_cost, load_config, online_hours, paper_steps
 
-    steps = paper_steps()
-    stage1 = [s for s in steps if s.batchable]
+    cfg = load_config(REPO / "config/deepanalyze-8b.yaml")
+    steps = {s.name: s for s in paper_steps(cfg["plan"]["teacher"])}
+    stage1 = [s for s in steps.values() if s.batchable]
     assert [s.name for s in stage1] == ["distill", "refine", "tablegpt", "file"]
-    assert sum(s.requests for s in stage1) == sum(round(s.records / s.accept) for s in stage1)
+    assert steps["distill"].requests == round(39_301 / 0.8)  # RECIPE's kept records over the acceptance rate
+    assert steps["solver"].requests == pytest.approx(steps["inspector"].requests * cfg["plan"]["teacher"]["solver_turns"], abs=8)
+    assert (steps["solver"].prompt, steps["solver"].reply) == tuple(cfg["plan"]["teacher"]["tokens"]["solver"])
     p = Prices(2.0, 8.0, 0.5)
-    assert api_cost(steps, p, batch=True) == pytest.approx(api_cost(steps, p, False) - api_cost(stage1, p, False) / 2)
+    every = list(steps.values())
+    assert api_cost(every, p, batch=True) == pytest.approx(api_cost(every, p, False) - api_cost(stage1, p, False) / 2)
     # with no provider limit, concurrency decides: requests x latency / in flight
-    n = sum(s.requests for s in steps)
-    assert online_hours(steps, tpm=1e15, rpm=1e15, in_flight=100, latency_s=10) == pytest.approx(n * 10 / 100 / 3600)
+    n = sum(s.requests for s in every)
+    assert online_hours(every, tpm=1e15, rpm=1e15, in_flight=100, latency_s=10) == pytest.approx(n * 10 / 100 / 3600)

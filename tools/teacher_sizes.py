@@ -2,9 +2,9 @@
 
 Runs the embedded default's teacher rules in a scratch copy of the repository against the project's test server,
 which answers from the recordings (so every request is the one the pipeline really builds), records each request
-and reply, and prints their sizes in Qwen3 tokens (the chat template's layout) per step. docs/teacher.md takes the
-prompt sizes from here; the replies are the hand-written recordings (shorter than a strong teacher's reasoning,
-so the docs assume longer ones and say so).
+and reply, and prints their sizes in Qwen3 tokens (the chat template's layout) per step: the check docs/teacher.md
+gives on `plan.teacher`'s assumptions (the replies are the hand-written recordings, shorter than a strong teacher's
+reasoning).
 
     .venv/bin/python tools/teacher_sizes.py
 """

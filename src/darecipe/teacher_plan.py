@@ -1,10 +1,9 @@
 """What the teacher costs at paper scale, and how long it takes: API online, API batch, or a local vLLM teacher.
 
-Requests per step come from the recipe's data sizes (RECIPE §3-§4) divided by an acceptance rate (rejected
-replies were paid for too); prompt sizes are the means `tools/teacher_sizes.py` measured on the shipped data
-(Qwen3 tokens), scaled where the paper's inputs are longer (refinement reads a full distillation, the solver and
-inspector a ~9-turn trajectory); reply sizes are assumptions (the recordings are shorter than a strong
-teacher's reasoning). Every figure is a parameter: run `python -m darecipe.teacher_plan --help`.
+Requests per step come from the recipe's data sizes (RECIPE §3-§5) divided by an acceptance rate (rejected
+replies were paid for too). Tokens per request and solver turns are the `plan.teacher` assumptions that
+`make plan` uses for the configured run (`tools/teacher_sizes.py` measures the real requests on the shipped data);
+prices are `llm.price`. Every figure is in the config or a flag: `python -m darecipe.teacher_plan --help`.
 
 Time, online: the slowest of the provider's token limit, its request limit and the client's concurrency
 (requests x latency / in flight). Batch: the one-shot steps (stage 1) at the batch price, each wave within the
@@ -16,24 +15,21 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from pathlib import Path
 
-TURNS = 9  # mean solver turns per trajectory (RECIPE §7: 8-10 rounds after stage 2)
-OBS = 300  # tokens of <Execute> output per turn (assumption)
+# Share of requests whose reply is kept (assumptions): the gold answer must match, the cues must appear, the
+# row count must be stated, the file task's output must show the answer; the inspector's verdict.
+ACCEPT = {"distill": 0.80, "refine": 0.85, "tablegpt": 0.90, "file": 0.70, "inspector": 0.60}
+TASKS_PER_QUESTIONER_CALL = 30  # 20 trajectory tasks + 10 RL tasks
 
 
 @dataclass(frozen=True)
 class Step:
     name: str
-    records: int  # what the recipe keeps (RECIPE)
-    accept: float  # share of requests whose reply is kept (assumption)
+    requests: int
     prompt: int  # mean prompt tokens per request
     reply: int  # mean reply tokens per request
     batchable: bool  # one-shot (batch mode) or multi-turn (online)
-    per_record: float = 1.0  # requests per kept record before acceptance
-
-    @property
-    def requests(self) -> int:
-        return round(self.records * self.per_record / self.accept)
 
     @property
     def prompt_tokens(self) -> float:
@@ -44,26 +40,32 @@ class Step:
         return self.requests * self.reply
 
 
-def paper_steps(turns: int = TURNS, solver_reply: int = 400) -> list[Step]:
-    step = solver_reply + OBS  # one turn's growth of the history
-    solver_prompt = round(330 + step * (turns - 1) / 2)  # system + task (measured 330), then the history so far
-    trajectories = 26_202 / 0.6  # stage-2 records kept / inspector acceptance (assumption)
+def paper_steps(teacher: dict) -> list[Step]:
+    """The paper run's teacher requests, with `plan.teacher`'s tokens per request and solver turns. Each stage-1
+    task is one request in this pipeline (the file task's code runs after the reply)."""
+    tok = teacher["tokens"]
+    trajectories = 26_202 / ACCEPT["inspector"]  # stage-2 records kept (RECIPE §4)
+    rl_tasks = 15_000  # RECIPE §5
+
+    def step(name, requests, batchable, kind=None):
+        prompt, reply = tok[kind or name]
+        return Step(name, round(requests), prompt, reply, batchable)
+
     return [
-        Step("distill", 39_301, 0.80, 768, 800, True),
-        Step("refine", 39_301, 0.85, 768 - 167 + 800, 1_200, True),  # the prompt holds the distilled reasoning
-        Step("tablegpt", 29_448, 0.90, 519, 400, True),
-        Step("file", 13_023, 0.70, 280, 600, True),
-        # 20 SFT + 10 RL tasks per call, ~150 tokens each
-        Step("questioner", round(trajectories + 15_000), 1.0, 816, 4_500, False, per_record=1 / 30),
-        Step("solver", 26_202, 0.60, solver_prompt, solver_reply, False, per_record=turns),
-        Step("inspector", 26_202, 0.60, 668 + step * turns, 200, False),
+        step("distill", 39_301 / ACCEPT["distill"], True),  # RECIPE §3
+        step("refine", 39_301 / ACCEPT["refine"], True),
+        step("tablegpt", 29_448 / ACCEPT["tablegpt"], True),
+        step("file", 13_023 / ACCEPT["file"], True),
+        step("questioner", (trajectories + rl_tasks) / TASKS_PER_QUESTIONER_CALL, False),
+        step("solver", trajectories * teacher["solver_turns"], False),
+        step("inspector", trajectories, False),
     ]
 
 
 @dataclass(frozen=True)
 class Prices:
-    input_per_mtok: float = 2.0  # gpt-4.1 list price, USD (check current prices)
-    output_per_mtok: float = 8.0
+    input_per_mtok: float
+    output_per_mtok: float
     batch_factor: float = 0.5
 
 
@@ -87,9 +89,21 @@ def local_hours(steps: list[Step], prefill_tps: float, decode_tps: float, prefix
     return (prefill / prefill_tps + sum(s.reply_tokens for s in steps) / decode_tps) / 3600
 
 
+def load_config(path: str | Path) -> dict:
+    """A config file with the schema's defaults filled in."""
+    import yaml
+
+    from .config import load_schema, validate_config
+
+    cfg = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    return validate_config(cfg, load_schema(Path(__file__).resolve().parents[2] / "config/schema.yaml"), str(path))
+
+
 def report(a) -> str:
-    steps = paper_steps(a.turns, a.solver_reply)
-    prices = Prices(a.input_price, a.output_price, a.batch_factor)
+    cfg = load_config(a.config)
+    steps = paper_steps(cfg["plan"]["teacher"])
+    price = cfg["llm"]["price"]
+    prices = Prices(price["input_per_mtok"], price["output_per_mtok"], price["batch_factor"])
     rows = [f"{'step':<11} {'requests':>9} {'prompt tok':>11} {'reply tok':>10} {'M in':>8} {'M out':>7} {'mode':>7}"]
     for s in steps:
         rows.append(f"{s.name:<11} {s.requests:>9,} {s.prompt:>11,} {s.reply:>10,} {s.prompt_tokens / 1e6:>8,.1f} "
@@ -102,9 +116,11 @@ def report(a) -> str:
     node_h = local_hours(steps, a.prefill_tps, a.decode_tps, a.prefix_hit)
     rows += [
         "",
+        f"teacher {cfg['llm']['model']} at ${prices.input_per_mtok:g} / ${prices.output_per_mtok:g} per million "
+        f"prompt / reply tokens (llm.price); tokens per request and solver turns: plan.teacher ({a.config})",
         f"API online: ${api_cost(steps, prices, False):,.0f}; {online:,.1f} h at {a.tpm:,.0f} tokens/min, "
         f"{a.rpm:,.0f} requests/min, {a.in_flight} in flight x {a.latency:g} s",
-        f"API batch:  ${api_cost(steps, prices, True):,.0f} (stage 1 at x{a.batch_factor:g}); stage 1 within 24 h "
+        f"API batch:  ${api_cost(steps, prices, True):,.0f} (stage 1 at x{prices.batch_factor:g}); stage 1 within 24 h "
         f"per wave, the multi-turn steps online: {online_hours(multi, a.tpm, a.rpm, a.in_flight, a.latency):,.1f} h",
         f"local vLLM: {node_h:,.1f} h of one {a.gpus}-GPU node = {node_h * a.gpus:,.0f} GPU-hours = "
         f"${node_h * a.gpus * a.gpu_hour:,.0f} at ${a.gpu_hour:g}/GPU-hour (prefill {a.prefill_tps:,.0f} and decode "
@@ -115,11 +131,7 @@ def report(a) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--turns", type=int, default=TURNS)
-    ap.add_argument("--solver-reply", type=int, default=400, help="tokens the solver writes per turn")
-    ap.add_argument("--input-price", type=float, default=2.0, help="USD per million prompt tokens")
-    ap.add_argument("--output-price", type=float, default=8.0, help="USD per million reply tokens")
-    ap.add_argument("--batch-factor", type=float, default=0.5)
+    ap.add_argument("--config", default="config/deepanalyze-8b.yaml", help="prices (llm.price) and plan.teacher")
     ap.add_argument("--tpm", type=float, default=2_000_000, help="the account's tokens per minute")
     ap.add_argument("--rpm", type=float, default=10_000, help="the account's requests per minute")
     ap.add_argument("--in-flight", type=int, default=1024, help="requests in flight over all jobs")

@@ -368,7 +368,14 @@ class FakeOpenAI:
         if f is None or body.get("endpoint") != "/v1/chat/completions" or body.get("completion_window") != "24h":
             return web.json_response({"error": {"message": "bad input_file_id, endpoint or completion_window"}}, status=400)
         now = int(time.time())
+        submitted = []
+        for raw in f["data"].splitlines():
+            try:
+                submitted.append(json.loads(raw)["custom_id"])
+            except (ValueError, KeyError, TypeError):
+                continue  # validation reports it
         with self._lock:
+            self.batch_requests.update(submitted)  # a request is submitted when its batch is created
             bid = f"batch_{len(self.batches) + 1}"
             obj = {"id": bid, "object": "batch", "endpoint": body["endpoint"], "input_file_id": f["id"],
                    "completion_window": "24h", "status": "validating", "output_file_id": None, "error_file_id": None,
@@ -428,9 +435,6 @@ class FakeOpenAI:
             obj.update(status="failed", failed_at=int(time.time()),
                        errors={"object": "list", "data": [{"code": "invalid_file", "message": problem}]})  # fmt: skip
             return
-        with self._lock:
-            for rec in lines:
-                self.batch_requests[rec["custom_id"]] += 1
         obj["request_counts"]["total"] = len(lines)
         obj.update(status="in_progress", in_progress_at=int(time.time()))
         await asyncio.sleep(BATCH_STEP_S)
