@@ -6,6 +6,7 @@ a hang (the client times out), a malformed JSON body, a truncated body. It count
 
     python -m darecipe.testserver --port 8765 --latency 0.2      # serve until interrupted
     python -m darecipe.testserver --port 8765 --completion '<Answer>42</Answer>'   # a fixed completion
+    python -m darecipe.testserver --port 8765 --recordings resources/recordings    # the recorded teacher and a judge
 """
 
 from __future__ import annotations
@@ -24,6 +25,29 @@ FAULTS = ("429", "500", "hang", "malformed_json", "truncated")
 
 def echo_reply(messages: list[dict], body: dict) -> str:
     return f"reply to: {messages[-1]['content'][:80]}"
+
+
+# What the recorded teacher was asked with (config/config.yaml's llm block): recordings are keyed by it.
+RECORDED_MODEL, RECORDED_SAMPLING = "recorded-teacher", {"temperature": 0.7, "max_tokens": 4096}
+# A verdict every judge method can read (qa: score, datatask: accuracy, openresearch: five dimensions).
+ANY_VERDICT = ('{"score": 3, "accuracy": 3, "usefulness": 3, "richness": 3, "soundness": 3, "interpretability": 3, '
+               '"readability": 3}')
+
+
+def recorded_reply(recordings: str, fallback: str = ANY_VERDICT, model: str = RECORDED_MODEL,
+                   sampling: dict | None = None):  # fmt: skip
+    """A teacher behind HTTP: the recorded response for the request's messages (whatever model and sampling the
+    request names: the recordings' own are used for the key), else `fallback` — by default a verdict any judge
+    method can read, which a synthesis role cannot use (a content reject)."""
+    from .llm import Recordings, request_key
+
+    rec = Recordings(recordings)
+    sampling = RECORDED_SAMPLING if sampling is None else sampling
+
+    def reply(messages: list[dict], body: dict) -> str:
+        return rec.by_key.get(request_key(model, sampling, messages), fallback)
+
+    return reply
 
 
 class FakeOpenAI:
@@ -202,9 +226,12 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=0.0, help="seconds before each reply")
     ap.add_argument("--fault-rate", type=float, default=0.0, help="share of requests answered with a fault")
     ap.add_argument("--completion", default="", help="the text every /v1/completions request gets")
+    ap.add_argument("--recordings", default=None,
+                    help="answer chat requests from these recorded teacher responses (else a judge verdict)")
     args = ap.parse_args()
     fixed = args.completion
-    with FakeOpenAI(latency_s=args.latency, fault_rate=args.fault_rate, port=args.port,
+    reply = recorded_reply(args.recordings) if args.recordings else echo_reply
+    with FakeOpenAI(reply=reply, latency_s=args.latency, fault_rate=args.fault_rate, port=args.port,
                     complete=lambda prompt, body: fixed) as server:  # fmt: skip
         print(f"serving {server.base_url}  (Ctrl-C to stop)", flush=True)
         try:
