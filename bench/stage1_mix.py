@@ -20,7 +20,7 @@ from pathlib import Path
 import polars as pl
 
 from darecipe.mix import mix, plain_mix, read_set, write_set
-from darecipe.stage1 import SET_ROLES
+from darecipe.sets import SET_ROLES
 
 # The released stage-1 counts (RECIPE §3), scaled to --records.
 COUNTS = {"SKGInstruct": 199989, "TableQA_distillation": 39301, "TableQA_refinement": 39301, "TableGPT": 29448,
