@@ -292,25 +292,25 @@ def reservoir_sample(items, limit: int | None, seed: int) -> list:
 
 
 def load_skginstruct(path: Path, rejects: Rejects, limit: int | None = None, seed: int = 0) -> list[dict]:
-    """TIGER-Lab/SKGInstruct (skginstruct.json: sys_prompt, input, label, task_name) -> ms-swift `messages`."""
-    out = []
-    for where, rec in reservoir_sample(_stream_records(path), limit, seed):
-        if not isinstance(rec, dict):
-            rejects.add(where, where, "not a JSON object")
-            continue
-        rid = str(rec.get("id") or f"skg-{where.rsplit(':', 1)[-1].replace('record ', '')}")
-        prompt, label = str(rec.get("input") or "").strip(), str(rec.get("label") or "").strip()
-        if not prompt:
-            rejects.add(where, rid, "empty input")
-            continue
-        if not label:
-            rejects.add(where, rid, "empty label")
-            continue
-        system = str(rec.get("sys_prompt") or "").strip()
-        msgs = ([{"role": "system", "content": system}] if system else []) + [
-            {"role": "user", "content": prompt}, {"role": "assistant", "content": label}]  # fmt: skip
-        out.append({"messages": msgs, "id": rid, "source": f"skginstruct/{rec.get('task_name') or 'unknown'}"})
-    return out
+    """TIGER-Lab/SKGInstruct (skginstruct.json: sys_prompt, input, label, task_name) -> ms-swift `messages`;
+    `limit` usable records sampled with `seed`."""
+
+    def usable():
+        for where, rec in _stream_records(path):
+            if not isinstance(rec, dict):
+                rejects.add(where, where, "not a JSON object")
+                continue
+            rid = str(rec.get("id") or f"skg-{where.rsplit(':', 1)[-1].replace('record ', '')}")
+            prompt, label = str(rec.get("input") or "").strip(), str(rec.get("label") or "").strip()
+            if not prompt or not label:
+                rejects.add(where, rid, "empty input" if not prompt else "empty label")
+                continue
+            system = str(rec.get("sys_prompt") or "").strip()
+            msgs = ([{"role": "system", "content": system}] if system else []) + [
+                {"role": "user", "content": prompt}, {"role": "assistant", "content": label}]  # fmt: skip
+            yield {"messages": msgs, "id": rid, "source": f"skginstruct/{rec.get('task_name') or 'unknown'}"}
+
+    return reservoir_sample(usable(), limit, seed)
 
 
 AM_ROLES = {"human": "user", "user": "user", "assistant": "assistant", "gpt": "assistant"}
@@ -318,31 +318,33 @@ AM_ROLES = {"human": "user", "user": "user", "assistant": "assistant", "gpt": "a
 
 def load_am_distilled(path: Path, rejects: Rejects, limit: int | None = None, seed: int = 0) -> list[dict]:
     """One subset of a-m-team/AM-DeepSeek-R1-0528-Distilled (JSON Lines: system, conversations [{from, value,
-    info}]) -> ms-swift `messages`. The `system` field is left out, as the data set's card says it is not meant for
-    training; `info` (sources, scores) is dropped but its `source` kept."""
-    out = []
-    for where, rec in reservoir_sample(_stream_records(path), limit, seed):
-        turns = rec.get("conversations") if isinstance(rec, dict) else None
-        rid = f"am-{path.stem}-{where.rsplit(':', 1)[-1].replace('record ', '')}"
-        if not isinstance(turns, list) or not turns:
-            rejects.add(where, rid, "no conversations")
-            continue
-        msgs, problem = [], None
-        for t in turns:
-            role = AM_ROLES.get(str(t.get("from", "")).lower()) if isinstance(t, dict) else None
-            value = t.get("value") if isinstance(t, dict) else None
-            if role is None or not isinstance(value, str) or not value.strip():
-                problem = f"a turn without a known speaker and text ({t.get('from') if isinstance(t, dict) else t!r})"
-                break
-            msgs.append({"role": role, "content": value})
-        if problem is None and (msgs[0]["role"] != "user" or msgs[-1]["role"] != "assistant"):
-            problem = "must start with a human turn and end with an assistant turn"
-        if problem:
-            rejects.add(where, rid, problem)
-            continue
-        info = turns[0].get("info") if isinstance(turns[0].get("info"), dict) else {}
-        out.append({"messages": msgs, "id": rid, "source": f"am-0528/{info.get('source') or path.stem}"})
-    return out
+    info}]) -> ms-swift `messages`; `limit` usable records sampled with `seed`. The `system` field is left out, as
+    the data set's card says it is not meant for training; `info` is dropped but its `source` kept."""
+
+    def usable():
+        for where, rec in _stream_records(path):
+            turns = rec.get("conversations") if isinstance(rec, dict) else None
+            rid = f"am-{path.stem}-{where.rsplit(':', 1)[-1].replace('record ', '')}"
+            if not isinstance(turns, list) or not turns:
+                rejects.add(where, rid, "no conversations")
+                continue
+            msgs, problem = [], None
+            for t in turns:
+                role = AM_ROLES.get(str(t.get("from", "")).lower()) if isinstance(t, dict) else None
+                value = t.get("value") if isinstance(t, dict) else None
+                if role is None or not isinstance(value, str) or not value.strip():
+                    problem = "a turn without a known speaker and text"
+                    break
+                msgs.append({"role": role, "content": value})
+            if problem is None and (msgs[0]["role"] != "user" or msgs[-1]["role"] != "assistant"):
+                problem = "must start with a human turn and end with an assistant turn"
+            if problem:
+                rejects.add(where, rid, problem)
+                continue
+            info = turns[0].get("info") if isinstance(turns[0].get("info"), dict) else {}
+            yield {"messages": msgs, "id": rid, "source": f"am-0528/{info.get('source') or path.stem}"}
+
+    return reservoir_sample(usable(), limit, seed)
 
 
 # ---------------------------------------------------------------- databases as synthesis workspaces
