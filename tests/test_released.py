@@ -161,3 +161,33 @@ def test_the_released_layout_trains_to_stage3_with_no_teacher_request(release, t
         m = json.loads((work / f"results/checkpoints/{stage}/metrics.json").read_text())
         assert m["global_step"] >= 1, stage
     assert not (work / "results/data/synthesis").exists() and not (work / "results/cache").exists()
+
+
+def test_both_concatenates_released_and_own_sets_per_stage_with_provenance(release, tmp_path_factory):
+    work = copy_repo(tmp_path_factory.mktemp("both-run"))
+    overlay = work / "both.yaml"
+    overlay.write_text(json.dumps({"data": {"source": "both", "released": {"path": str(release)}}}))
+    args = ("--configfile", "config/config.yaml", str(overlay))
+    # stage 1: the mix takes this pipeline's sets and the released ones (names in the dry run's job listing)
+    dry = snakemake(work, "-n", "-F", "results/data/stage1/train.jsonl", *args).stdout
+    mix_inputs = next(b for b in dry.split("\n\n") if "rule stage1_mix:" in b)
+    assert "results/data/stage1/sets/TableQA_distillation.arrow" in mix_inputs
+    assert "results/data/stage1/released/TableQA_distillation.arrow" in mix_inputs
+    # stages 2 and 3, run: one file each with both origins, and one workspace root for every RL row
+    targets = ["results/data/stage2/train.jsonl", "results/data/rl/swift_train.jsonl", "results/data/rl/workspace_root"]
+    snakemake(work, "--cores", "2", *targets, *args)
+
+    def provenance(path):
+        out = {}
+        for line in (work / path).read_text().splitlines():
+            p = json.loads(line)["provenance"]
+            out[p] = out.get(p, 0) + 1
+        return out
+
+    stage2 = provenance(targets[0])
+    assert stage2["released"] == 12 * PER_FILE and stage2["synthesised"] > 0
+    assert set(provenance(targets[1])) == {"released", "synthesised"}
+    root = work / targets[2]
+    for line in (work / targets[1]).read_text().splitlines():
+        row = json.loads(line)
+        assert (root / row["data"] / row["workspace_id"]).is_dir(), row
