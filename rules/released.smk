@@ -91,6 +91,7 @@ rule rl_workspace_root:
         directory("results/data/rl/workspace_root"),
     log:
         "logs/rl_workspace_root.log",
+    localrule: True
     conda:
         "../envs/data.yaml"
     script:

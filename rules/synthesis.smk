@@ -60,6 +60,8 @@ rule synth_category:
         metrics="results/data/synthesis/{category}.metrics.json",
     log:
         "logs/synth_category/{category}.log",
+    # concatenating a category's shards takes a moment: not worth a SLURM job
+    localrule: True
     conda:
         "../envs/data.yaml"
     script:
