@@ -171,7 +171,7 @@ rule stage1_set_tokens:
         group="sets|released",
     conda:
         "../envs/data.yaml"
-    threads: workflow.cores
+    threads: lambda wildcards: workflow.cores
     script:
         "../scripts/stage1_set_tokens.py"
 
