@@ -43,6 +43,7 @@ rule synth_shard:
         teacher=canonical({k: config["llm"][k] for k in ("backend", "model", "sampling")}),
         sandbox=canonical(config["sandbox"]),
         max_turns=config["synthesis"]["max_turns"],
+        tasks_per_request=config["synthesis"]["tasks_per_request"],
     script:
         "../scripts/synth_category.py"
 

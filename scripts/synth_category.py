@@ -16,7 +16,7 @@ from darecipe.prompts import task_prompt
 from darecipe.runlog import run_script
 from darecipe.sandbox import SandboxLimits, describe_isolation
 from darecipe.stage1 import load_template
-from darecipe.synthesis_plan import Job, batch_note
+from darecipe.synthesis_plan import Job, batch_note, id_part, requests
 from darecipe.synthesis import (
     copy_workspace_files,
     workspace_files,
@@ -46,24 +46,24 @@ def main(smk, log):
 
     # 1. questioner
     q_tpl = load_template(smk.input.questioner)
-    q_reqs = []
+    q_reqs, parts = [], requests(job, p.tasks_per_request)
     for name, ws in workspaces.items():
-        msgs = questioner_messages(q_tpl, category, name, workspace_files(ws), job.n_sft, job.n_rl)
-        msgs[-1]["content"] += batch_note(job)
-        q_reqs.append(LLMRequest(f"{category}/{name}", msgs))
+        for r, (n_sft, n_rl) in enumerate(parts):
+            msgs = questioner_messages(q_tpl, category, name, workspace_files(ws), n_sft, n_rl)
+            msgs[-1]["content"] += batch_note(job, r, len(parts))
+            q_reqs.append(LLMRequest(f"{category}/{name}" + (f"/{r}" if len(parts) > 1 else ""), msgs))
     cache = ResponseCache(cache_root / "questioner.jsonl")
     q_res, q_tot = run_requests(settings, q_reqs, cache, log=log, progress=False)
     cache.close()
     tasks = []
-    for req, res in zip(q_reqs, q_res):
-        name = req.id.split("/", 1)[1]
+    for r, (req, res) in enumerate(zip(q_reqs, q_res)):
+        name = req.id.split("/")[1]
         if res.error:
             rejects.add("questioner", req.id, res.error)
             continue
         found, problems = parse_tasks(res.text, category, name)
-        if job.batches > 1:  # task ids stay unique across the batches of one (category, workspace)
-            for t in found:
-                t.id = t.id.replace(f"{category}-{name}-", f"{category}-{name}-b{job.batch}-", 1)
+        for t in found:  # ids stay unique across the batches and requests of one (category, workspace)
+            t.id = t.id.replace(f"{category}-{name}-", f"{category}-{name}-{id_part(job, r, len(parts))}", 1)
         tasks += found
         for prob in problems:
             rejects.add("questioner", req.id, f"unusable task: {prob}")

@@ -40,20 +40,24 @@ def test_batches_are_jobs_with_their_own_caches_and_a_rerun_asks_nothing_again(t
             "llm": {"backend": "openai", "model": "teacher", "base_url": server.base_url, "api_key_env": "DARECIPE_TEST_KEY"},
             "synthesis": {"workspaces": {"simpson": ["deepanalyze_examples/simpson/Simpson.csv"]},
                           "categories": {"data_analysis": ["simpson"]},
-                          "sft_per_workspace": 3, "rl_per_workspace": 1, "tasks_per_job": 2, "max_turns": 3},
+                          "sft_per_workspace": 3, "rl_per_workspace": 1, "tasks_per_job": 2,
+                          "tasks_per_request": 1, "max_turns": 3},
         }))  # fmt: skip
         args = ("results/data/synthesis/data_analysis.jsonl", "--configfile", str(cfg), "--replace-workflow-config")
         assert job_counts(snakemake(work, "-n", *args).stdout)["synth_shard"] == 2  # 4 tasks, at most 2 a job
         snakemake(work, "--cores", "2", *args)
         asked = server.requests
+        # 3 + 1 tasks in jobs of at most 2 ((2, 0) and (1, 1)), asked one task per questioner request
         questions = [b["messages"][0]["content"] for b in server.bodies if "questioner" in b["messages"][0]["content"]]
         assert sorted(re.search(r"Write (\d+) task.*?and (\d+) task", q, re.DOTALL).groups() for q in questions) == [
-            ("1", "0"), ("2", "1")]  # fmt: skip
-        assert all("batch" in q for q in questions)
+            ("0", "1"), ("1", "0"), ("1", "0"), ("1", "0")]  # fmt: skip
+        assert sorted(re.search(r"This is (request \d of 2 in batch \d of 2)", q).group(1) for q in questions) == [
+            "request 1 of 2 in batch 1 of 2", "request 1 of 2 in batch 2 of 2",
+            "request 2 of 2 in batch 1 of 2", "request 2 of 2 in batch 2 of 2"]  # fmt: skip
 
         out = [json.loads(line) for line in (work / "results/data/synthesis/data_analysis.jsonl").read_text().splitlines()]
-        assert sorted(r["id"] for r in out) == ["data_analysis-simpson-b0-0", "data_analysis-simpson-b0-1",
-                                                "data_analysis-simpson-b1-0"]  # fmt: skip
+        assert sorted(r["id"] for r in out) == ["data_analysis-simpson-b0-r0-0", "data_analysis-simpson-b0-r1-0",
+                                                "data_analysis-simpson-b1-r0-0"]  # fmt: skip
         metrics = json.loads((work / "results/data/synthesis/data_analysis.metrics.json").read_text())
         assert (metrics["shards"], metrics["accepted"], metrics["rl_tasks"]) == (2, 3, 1)
         caches = sorted(p.relative_to(work / "results/cache/llm/synthesis").as_posix()

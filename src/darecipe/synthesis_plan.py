@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .loaders import sqlite_databases
 from .sets import CATEGORIES
 
 
@@ -43,6 +42,8 @@ class Job:
 def sqlite_workspace_names(name: str, spec: dict) -> list[str]:
     dbs = spec.get("databases")
     if dbs is None:
+        from .loaders import sqlite_databases  # here: the DAG of a config that lists its databases needs no polars
+
         root = Path(spec["path"])
         if not root.is_dir():
             raise PlanError(f"synthesis.sqlite_dirs.{name}: {root} does not exist yet; list its databases under "
@@ -85,31 +86,44 @@ def split(n: int, parts: int) -> list[int]:
     return [n // parts + (1 if i < n % parts else 0) for i in range(parts)]
 
 
+def share(n_sft: int, n_rl: int, most: int | None) -> list[tuple[int, int]]:
+    """(trajectory tasks, RL tasks) of each part when n_sft + n_rl tasks are cut into parts of at most `most`
+    (one part when None): the parts differ in size by one at most, and no part exceeds `most`."""
+    total = n_sft + n_rl
+    parts = max(1, math.ceil(total / most)) if most else 1
+    return [(s, size - s) for size, s in zip(split(total, parts), split(n_sft, parts))]
+
+
 def jobs(syn: dict) -> list[Job]:
     """Every synthesis job of the config, in category order."""
     known = workspaces(syn)
-    n_sft, n_rl, per_job = syn["sft_per_workspace"], syn["rl_per_workspace"], syn.get("tasks_per_job")
-    batches = max(1, math.ceil((n_sft + n_rl) / per_job)) if per_job else 1
+    batches = share(syn["sft_per_workspace"], syn["rl_per_workspace"], syn.get("tasks_per_job"))
     out = []
     for category in CATEGORIES:
         for ws in category_workspaces(syn, category, known):
-            for b, (s, r) in enumerate(zip(split(n_sft, batches), split(n_rl, batches))):
-                out.append(Job(category, ws, b, batches, s, r))
+            out += [Job(category, ws, b, len(batches), s, r) for b, (s, r) in enumerate(batches)]
     return out
 
 
-def batch_note(job: Job) -> str:
-    """What a batch's questioner request adds so batches of one pair propose different tasks (none for one batch:
-    the request stays what it was without sharding)."""
-    if job.batches == 1:
+def requests(job: Job, per_request: int | None) -> list[tuple[int, int]]:
+    """The questioner requests of a job: (trajectory tasks, RL tasks) each, at most `per_request` tasks a request,
+    so each reply stays well inside the teacher's max_tokens."""
+    return share(job.n_sft, job.n_rl, per_request)
+
+
+def batch_note(job: Job, request: int = 0, n_requests: int = 1) -> str:
+    """What a questioner request adds so the requests of one (category, workspace) propose different tasks; nothing
+    when it is the pair's only request (the request is then what it was without sharding)."""
+    if job.batches == 1 and n_requests == 1:
         return ""
-    return (f"\n\nThis is batch {job.batch + 1} of {job.batches} of task requests for this workspace and category. "
-            f"Propose tasks that a different batch would be unlikely to propose: vary the tables, columns, "
-            f"methods and questions, and lean towards angle {job.batch + 1} of {job.batches} in the list of what "
-            f"the data allows.")  # fmt: skip
+    where = f"request {request + 1} of {n_requests} in batch {job.batch + 1} of {job.batches}"
+    return (f"\n\nThis is {where} of task requests for this workspace and category. Propose tasks that another "
+            "request would be unlikely to propose: vary the tables, columns, methods and questions.")  # fmt: skip
 
 
-def task_id(job: Job, i: int) -> str:
-    """Task ids as before sharding for a single batch, with the batch number otherwise (ids stay unique)."""
-    base = f"{job.category}-{job.workspace}"
-    return f"{base}-{i}" if job.batches == 1 else f"{base}-b{job.batch}-{i}"
+def id_part(job: Job, request: int = 0, n_requests: int = 1) -> str:
+    """What task ids add after `<category>-<workspace>-` so they stay unique across batches and requests (nothing
+    for a pair's only request: ids as before sharding)."""
+    if job.batches == 1 and n_requests == 1:
+        return ""
+    return f"b{job.batch}-" + (f"r{request}-" if n_requests > 1 else "")
