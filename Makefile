@@ -7,6 +7,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
+SKYRL_TRAIN_VERSION := $(shell sed -n 's/.*skyrl-train\[vllm\]==\([0-9.]*\).*/\1/p' envs/skyrl.yaml)
 export PATH := $(BIN):$(PATH)
 export HF_HUB_OFFLINE := 1
 export MODELSCOPE_OFFLINE := 1
@@ -26,13 +27,17 @@ help:
 
 install: $(STAMP)
 
+# skyrl-train itself runs on the cluster only (Python 3.12, CUDA): its wheel is downloaded, not installed, so the
+# tests can check the stage-3 overrides against the Hydra config of the exact version envs/skyrl.yaml pins.
 # torch first, by itself: `torch==2.13.0` takes the CPU build where one is offered locally and the
 # CUDA build on a GPU cluster; the lock file pins everything else.
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml requirements.lock envs/skyrl.yaml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q torch==2.13.0
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements.lock
 	$(BIN)/pip install --disable-pip-version-check -q --no-deps -e .
+	$(BIN)/pip download --disable-pip-version-check -q --no-deps --python-version 3.12 --only-binary=:all: \
+		-d $(VENV)/share/wheels skyrl-train==$(SKYRL_TRAIN_VERSION)
 	touch $@
 
 demo: install

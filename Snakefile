@@ -13,9 +13,11 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/download.smk"
 include: "rules/vocab.smk"
 include: "rules/stage1_data.smk"
 include: "rules/synthesis.smk"
+include: "rules/released.smk"
 include: "rules/stage1.smk"
 include: "rules/stage2.smk"
 include: "rules/stage3.smk"
@@ -28,8 +30,7 @@ rule all:
     default_target: True
     input:
         "results/checkpoints/stage3",
-        "results/data/reasoning",
-        "results/data/interaction",
+        get_release_products(),
         get_summary_checkpoint(),
         "results/summary/eval.json",
         "results/checkpoints/domain_merged",
@@ -41,7 +42,7 @@ rule all:
 rule stage1_data:
     input:
         "results/data/stage1/train.jsonl",
-        "results/data/reasoning",
+        get_release_products("reasoning"),
     localrule: True
 
 
@@ -60,9 +61,8 @@ rule stage2_checkpoint:
 rule stage3_checkpoint:
     input:
         "results/checkpoints/stage3",
-        # the released data sets are products of the recipe too
-        "results/data/reasoning",
-        "results/data/interaction",
+        # this pipeline's own data sets, in the released layout, are products of the recipe too
+        get_release_products(),
     localrule: True
 
 

@@ -21,12 +21,10 @@ from pathlib import Path
 import polars as pl
 
 from darecipe.mix import mix, read_set, write_set
-from darecipe.stage1 import SET_ROLES
+from darecipe.sets import SET_ROLES, STAGE1_SETS
 
 # The released stage-1 counts (RECIPE §3), scaled to --records.
-COUNTS = {"SKGInstruct": 199989, "TableQA_distillation": 39301, "TableQA_refinement": 39301, "TableGPT": 29448,
-          "file_database": 3833, "file_csv": 3007, "file_xlsx": 3663, "file_any": 2520, "math": 20000, "code": 20000,
-          "science": 20000, "instruction_following": 20000, "other": 19998}  # fmt: skip
+COUNTS = {name: s.released for name, s in STAGE1_SETS.items()}
 ROLES = ("general_reasoning", "structured_knowledge", "data_science", "file")
 
 

@@ -6,9 +6,10 @@ from pathlib import Path
 # The project package, importable even where only Snakemake itself was installed.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from darecipe.config import ConfigError, check_paths, load_schema, validate_config
-from darecipe.synthesis import CATEGORY_GOALS, RL_SET_OF
-from darecipe.stage1 import SET_ROLES as STAGE1_SET_ROLES
+from darecipe.config import ConfigError, check_paths, extra_set_path, load_schema, validate_config
+from darecipe.fetch import RAW_ROOT
+from darecipe.sets import CATEGORIES, FILE_KINDS, RL_SETS, SET_ROLES, STAGE1_SETS, SYNTHESISED_SETS, alternation
+from darecipe import synthesis_plan
 
 
 def _config_sources():
@@ -42,13 +43,14 @@ TRAIN_ENV = (
 STAGE3_ENV = "../envs/skyrl.yaml" if config["stage3"]["backend"] == "skyrl" else TRAIN_ENV
 
 
-INTERACTION_CATEGORIES = tuple(CATEGORY_GOALS)
+INTERACTION_CATEGORIES = tuple(CATEGORIES)
 
 
 wildcard_constraints:
-    category="|".join(INTERACTION_CATEGORIES),
+    category=alternation(INTERACTION_CATEGORIES),
     workspace="[A-Za-z0-9_.-]+",
     shard=r"\d+",
+    batch=r"\d+",
 
 
 def get_base_model():
@@ -56,23 +58,100 @@ def get_base_model():
     return config["base_model"]["path"]
 
 
-def get_category_workspaces(category):
-    names = config["synthesis"]["categories"].get(category, [])
-    return [f"results/data/synthesis/workspaces/{name}" for name in names]
+# Where the training data comes from (data.source): this pipeline's own sets, the released data set, or both.
+DATA_SOURCE = config["data"]["source"]
+OWN_DATA = DATA_SOURCE in ("synthesised", "both")
+RELEASED_DATA = DATA_SOURCE in ("released", "both")
+RELEASED = config["data"]["released"]
+RELEASED_ROOT = RELEASED["path"] or RELEASED["download_dir"]
+
+
+def raw_input(path):
+    """A path in a download folder (resources/data/raw/<source>/...) is made by that source's download rule: depend on
+    the folder. Any other path is an ordinary input file."""
+    p = Path(path)
+    for name in config["sources"]:
+        root = Path(RAW_ROOT) / name
+        if p == root or root in p.parents:
+            return str(root)
+    return path
+
+
+def released_input(rel_glob):
+    """A released file as an input: the file itself in a local copy (so a changed file reruns its job), the
+    download folder when download_released fetches it."""
+    if RELEASED["path"]:
+        found = sorted(Path(RELEASED_ROOT).glob(rel_glob))
+        if found:
+            return [str(p) for p in found]
+    return [RELEASED_ROOT]
+
+
+# Stage-2/3 synthesis: one job per (category, workspace, batch), all known from the config (darecipe.synthesis_plan).
+SYNTH_WORKSPACES = synthesis_plan.workspaces(config["synthesis"])
+SYNTH_JOBS = {(j.category, j.workspace, str(j.batch)): j for j in synthesis_plan.jobs(config["synthesis"])}
+SYNTH_SHARD = "results/data/synthesis/shards/{category}/{workspace}/{batch}"
+
+
+def get_synth_shards(category, ext):
+    return [f"results/data/synthesis/shards/{c}/{w}/{b}{ext}" for c, w, b in SYNTH_JOBS if c == category]
+
+
+def get_synth_job(wildcards):
+    return SYNTH_JOBS[(wildcards.category, wildcards.workspace, wildcards.batch)]
+
+
+def get_workspace_input(wildcards):
+    """A workspace built from a download folder waits for that download; shipped files need no rule."""
+    ws = SYNTH_WORKSPACES[wildcards.workspace]
+    return [raw_input(ws.root)] if ws.database else []
 
 
 def get_all_workspaces():
-    names = sorted({n for names in config["synthesis"]["categories"].values() for n in names})
+    names = sorted({w for _, w, _ in SYNTH_JOBS})
     return [f"results/data/synthesis/workspaces/{name}" for name in names]
 
 
 def get_interaction_sets():
-    """Stage-2 inputs: the accepted trajectories of every category (empty categories give empty files)."""
+    """This pipeline's own stage-2 trajectories: the accepted ones of every category (empty ones give empty files)."""
     return [f"results/data/synthesis/{category}.jsonl" for category in INTERACTION_CATEGORIES]
 
 
+def get_released_interaction_sets():
+    return [f"results/data/released/interaction/{category}.jsonl" for category in INTERACTION_CATEGORIES]
+
+
+def get_stage2_trajectories():
+    """The per-category trajectory files stage 2 trains on, as data.source says."""
+    return (get_interaction_sets() if OWN_DATA else []) + (get_released_interaction_sets() if RELEASED_DATA else [])
+
+
 def get_rl_sets():
-    return [f"results/data/rl/{name}.parquet" for name in dict.fromkeys(RL_SET_OF.values())]
+    """The RL parquet sets stage 3 trains on, as data.source says."""
+    own = [f"results/data/rl/{name}.parquet" for name in RL_SETS] if OWN_DATA else []
+    return own + ([f"results/data/released/rl/{name}.parquet" for name in RL_SETS] if RELEASED_DATA else [])
+
+
+def get_rl_workspace_root():
+    """The folder holding every RL task's workspace at <data>/<workspace_id>/."""
+    if DATA_SOURCE == "synthesised":
+        return "results/data/rl/workspaces"
+    if DATA_SOURCE == "released":
+        return "results/data/released/rl/workspaces"
+    return "results/data/rl/workspace_root"
+
+
+def get_synthesis_metrics():
+    """Metrics of the stage-2/3 data of this run: synthesis per category, released files read and checked."""
+    own = [f"results/data/synthesis/{c}.metrics.json" for c in INTERACTION_CATEGORIES] if OWN_DATA else []
+    released = [f"results/data/released/interaction/{c}.metrics.json" for c in INTERACTION_CATEGORIES]
+    return own + (released + ["results/data/released/rl/metrics.json"] if RELEASED_DATA else [])
+
+
+def get_release_products(*folders):
+    """The released-layout folders (reasoning, interaction) this pipeline writes of its own data; none when it makes
+    no data of its own (data.source: released)."""
+    return [f"results/data/{f}" for f in folders or ("reasoning", "interaction")] if OWN_DATA else []
 
 
 def canonical(value):
@@ -87,16 +166,8 @@ def training_params(stage):
 
 
 # Stage-1 synthesis: one job per (set, shard); the shard count is in the config, so a dry run shows every job.
-SYNTHESISED_SETS = (
-    "TableQA_distillation",
-    "TableQA_refinement",
-    "TableGPT",
-    "file_database",
-    "file_csv",
-    "file_xlsx",
-    "file_any",
-)
 EXTRA_SET_NAMES = tuple(config["stage1_data"]["extra_sets"]) or ("no-extra-sets",)
+RELEASED_STAGE1_SETS = tuple(RELEASED["stage1_sets"] or STAGE1_SETS)
 SHARD_OUT = "results/data/stage1/shards/{set}/{{shard}}.jsonl"
 SHARD_REJECTS = "results/data/stage1/shards/{set}/{{shard}}.rejects.jsonl"
 SHARD_METRICS = "results/data/stage1/shards/{set}/{{shard}}.metrics.json"
@@ -108,8 +179,24 @@ def get_shards(set_name):
 
 
 def get_stage1_sets():
-    """Every stage-1 set: the synthesised ones and those the user supplies as files."""
+    """This pipeline's own stage-1 sets: the synthesised ones and those the user supplies as files."""
     return list(SYNTHESISED_SETS) + sorted(config["stage1_data"]["extra_sets"])
+
+
+def get_stage1_set_list():
+    """(folder, set) of every stage-1 set the mix takes, as data.source says: results/data/stage1/sets/ holds this
+    pipeline's own, results/data/stage1/released/ the released ones."""
+    own = [("sets", s) for s in get_stage1_sets()] if OWN_DATA else []
+    return own + ([("released", s) for s in RELEASED_STAGE1_SETS] if RELEASED_DATA else [])
+
+
+def get_stage1_set_files(ext):
+    return [f"results/data/stage1/{group}/{name}{ext}" for group, name in get_stage1_set_list()]
+
+
+def stage1_mix_sets():
+    """[display name, role] of each mixed set, in input order (released ones named `released:<set>`)."""
+    return [[name if group == "sets" else f"released:{name}", SET_ROLES[name]] for group, name in get_stage1_set_list()]
 
 
 def synthesis_params():
@@ -136,8 +223,8 @@ def get_summary_base():
 
 
 def get_summary_trajectories():
-    """The pipeline's own stage-2 trajectories, when the config adds them to the summary module's traces."""
-    return get_interaction_sets() if config["summary"]["pipeline_trajectories"] else []
+    """The stage-2 trajectories of this run (data.source), when the config adds them to the summary module's traces."""
+    return get_stage2_trajectories() if config["summary"]["pipeline_trajectories"] else []
 
 
 def summary_phase(wildcards):
@@ -175,11 +262,11 @@ wildcard_constraints:
 
 def get_training_files():
     """Every file a model of this pipeline trains on (or whose tasks it was trained on)."""
+    own_tasks = ["results/data/stage1/tasks/tableqa.jsonl", "results/data/stage1/tasks/file.jsonl"] if OWN_DATA else []
     return [
-        "results/data/stage1/tasks/tableqa.jsonl",
-        "results/data/stage1/tasks/file.jsonl",
+        *own_tasks,
         "results/data/stage1/train.jsonl",
-        *get_interaction_sets(),
+        "results/data/stage2/train.jsonl",
         *get_rl_sets(),
         config["domain_lora"]["data"],
     ]

@@ -70,9 +70,9 @@ REPORT_FIGURES = {
 rule report_plots:
     input:
         stage1_stats="results/data/stage1/stats.json",
-        token_files=expand("results/data/stage1/sets/{set}.tokens.parquet", set=get_stage1_sets()),
-        set_metrics=expand("results/data/stage1/sets/{set}.metrics.json", set=get_stage1_sets()),
-        synthesis_metrics=expand("results/data/synthesis/{category}.metrics.json", category=INTERACTION_CATEGORIES),
+        token_files=get_stage1_set_files(".tokens.parquet"),
+        set_metrics=get_stage1_set_files(".metrics.json"),
+        synthesis_metrics=get_synthesis_metrics(),
         summary_metrics=["results/summary/samples.metrics.json", "results/summary/with_summary.metrics.json"],
         sft_models=["results/checkpoints/stage1", "results/checkpoints/stage2", "results/checkpoints/domain_lora"],
         stage3="results/checkpoints/stage3",

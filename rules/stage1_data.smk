@@ -4,9 +4,9 @@
 
 rule stage1_tasks:
     input:
-        wikitq=config["stage1_data"]["wikitq"]["tsv"],
-        finqa=config["stage1_data"]["finqa"]["path"],
-        tatqa=config["stage1_data"]["tatqa"]["path"],
+        wikitq=raw_input(config["stage1_data"]["wikitq"]["tsv"]),
+        finqa=raw_input(config["stage1_data"]["finqa"]["path"]),
+        tatqa=raw_input(config["stage1_data"]["tatqa"]["path"]),
         file_tasks=config["stage1_data"]["file_tasks"],
         # held-out evaluation tasks never enter the stage-1 pool
         heldout=config["eval"]["heldout"],
@@ -114,7 +114,7 @@ rule stage1_file:
     benchmark:
         "benchmarks/stage1_file/{kind}/{shard}.tsv"
     wildcard_constraints:
-        kind="file_database|file_csv|file_xlsx|file_any",
+        kind=alternation(FILE_KINDS),
     conda:
         TEACHER_ENV
     resources:
@@ -138,7 +138,7 @@ rule stage1_merge_set:
     log:
         "logs/stage1_merge_set/{set}.log",
     wildcard_constraints:
-        set="|".join(SYNTHESISED_SETS),
+        set=alternation(SYNTHESISED_SETS),
     conda:
         "../envs/data.yaml"
     script:
@@ -147,7 +147,7 @@ rule stage1_merge_set:
 
 rule stage1_extra_set:
     input:
-        lambda wildcards: config["stage1_data"]["extra_sets"][wildcards.set],
+        lambda wildcards: raw_input(extra_set_path(config["stage1_data"]["extra_sets"][wildcards.set])),
     output:
         records="results/data/stage1/sets/{set}.arrow",
         rejects="results/data/stage1/sets/{set}.rejects.jsonl",
@@ -155,25 +155,31 @@ rule stage1_extra_set:
     log:
         "logs/stage1_extra_set/{set}.log",
     wildcard_constraints:
-        set="|".join(EXTRA_SET_NAMES),
+        set=alternation(EXTRA_SET_NAMES),
     conda:
         "../envs/data.yaml"
+    params:
+        spec=lambda wildcards: canonical(config["stage1_data"]["extra_sets"][wildcards.set]),
     script:
         "../scripts/stage1_extra_set.py"
 
 
+# Token length of every record with the training tokenizer, on all the job's cores (421K records in the release).
 rule stage1_set_tokens:
     input:
-        records="results/data/stage1/sets/{set}.arrow",
+        records="results/data/stage1/{group}/{set}.arrow",
         model="results/checkpoints/vocab",
     output:
-        "results/data/stage1/sets/{set}.tokens.parquet",
+        "results/data/stage1/{group}/{set}.tokens.parquet",
     log:
-        "logs/stage1_set_tokens/{set}.log",
+        "logs/stage1_set_tokens/{group}/{set}.log",
     benchmark:
-        "benchmarks/stage1_set_tokens/{set}.tsv"
+        "benchmarks/stage1_set_tokens/{group}/{set}.tsv"
+    wildcard_constraints:
+        group="sets|released",
     conda:
         "../envs/data.yaml"
+    threads: lambda wildcards: workflow.cores
     script:
         "../scripts/stage1_set_tokens.py"
 
@@ -193,8 +199,8 @@ rule reasoning_release:
 
 rule stage1_mix:
     input:
-        sets=expand("results/data/stage1/sets/{set}.arrow", set=get_stage1_sets()),
-        tokens=expand("results/data/stage1/sets/{set}.tokens.parquet", set=get_stage1_sets()),
+        sets=get_stage1_set_files(".arrow"),
+        tokens=get_stage1_set_files(".tokens.parquet"),
     output:
         train="results/data/stage1/train.jsonl",
         stats="results/data/stage1/stats.json",
@@ -207,6 +213,6 @@ rule stage1_mix:
     params:
         mix=canonical(config["stage1_data"]["mix"]),
         max_tokens=config["stage1"]["max_length"],
-        roles=canonical({s: STAGE1_SET_ROLES[s] for s in get_stage1_sets()}),
+        sets=stage1_mix_sets(),
     script:
         "../scripts/stage1_mix.py"

@@ -1,10 +1,26 @@
 # Stage 2: multi-ability cold-start SFT on interaction trajectories, <Execute> spans masked (RECIPE §4, §7).
 
 
+# The trajectories of data.source (this pipeline's, the released ones, or both) as one file, each record's
+# `provenance` field saying where it comes from.
+rule stage2_data:
+    input:
+        sets=get_stage2_trajectories(),
+    output:
+        train="results/data/stage2/train.jsonl",
+        stats="results/data/stage2/stats.json",
+    log:
+        "logs/stage2_data.log",
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/stage2_data.py"
+
+
 rule train_stage2:
     input:
         model="results/checkpoints/stage1",
-        data=get_interaction_sets(),
+        data=["results/data/stage2/train.jsonl"],
     output:
         directory("results/checkpoints/stage2"),
     log:

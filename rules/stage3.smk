@@ -18,7 +18,7 @@ rule train_stage3:
     input:
         model="results/checkpoints/stage2",
         data="results/data/rl/swift_train.jsonl",
-        workspaces="results/data/rl/workspaces",
+        workspaces=get_rl_workspace_root(),
         rl_sets=get_rl_sets(),
         judge_prompts=list(config["judge"]["prompts"].values()),
     output:

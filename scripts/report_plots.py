@@ -26,7 +26,7 @@ RULE_OF = {"samples": "summary_samples", "with_summary": "summary_llm"}
 
 def _rule(path, m) -> str:
     stem = Path(path).name.removesuffix(".metrics.json")
-    return m.get("category") or RULE_OF.get(stem, stem)
+    return m.get("category") or m.get("set") or RULE_OF.get(stem, stem)
 
 
 def _load(path):
@@ -52,7 +52,8 @@ def stage1_mix(stats, out):
 
 
 def token_lengths(token_files, out):
-    sets = [(Path(p).name.removesuffix(".tokens.parquet"), pl.read_parquet(p)["n_tokens"].to_list()) for p in token_files]
+    sets = [(("released:" if Path(p).parent.name == "released" else "") + Path(p).name.removesuffix(".tokens.parquet"),
+             pl.read_parquet(p)["n_tokens"].to_list()) for p in token_files]  # fmt: skip
     cols = 3
     rows = max(1, (len(sets) + cols - 1) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(11, 2.6 * rows), squeeze=False)

@@ -17,7 +17,7 @@ def main(smk, log):
     with atomic_dir(smk.output.workspaces) as tmp:
         for path in smk.input.sets:
             for _, rec in read_jsonl(path):
-                row = rec["row"]
+                row = {**rec["row"], "provenance": "synthesised"}
                 copy_workspace_files(sources[row["data"]], Path(tmp) / row["data"] / row["workspace_id"])
                 rows[RL_SET_OF[row["reward_spec"]["method"]]].append(row)
     for name, path in (("qa", smk.output.qa), ("datatask", smk.output.datatask), ("research", smk.output.research)):

@@ -1,10 +1,11 @@
-"""Rule stage1_extra_set: a set the user supplies as a file (SKG, general reasoning) -> checked records."""
+"""Rule stage1_extra_set: a set the user supplies as a file (SKG, general reasoning) -> checked records: ms-swift
+`messages` records, or an upstream file (SKGInstruct, an AM-DeepSeek-R1-0528-Distilled subset) converted."""
 
 import json
 from pathlib import Path
 
 from darecipe.io import InputError, read_jsonl, write_json, write_jsonl
-from darecipe.loaders import Rejects
+from darecipe.loaders import Rejects, reservoir_sample, load_am_distilled, load_skginstruct
 from darecipe.mix import write_set
 from darecipe.runlog import run_script
 
@@ -36,16 +37,34 @@ def problem(rec) -> str | None:
     return None
 
 
-def main(smk, log):
-    name, path = smk.wildcards.set, Path(smk.input[0])
-    records, rejects = [], Rejects()
+def _messages_records(path: Path, name: str, rejects: Rejects) -> list[dict]:
+    records = []
     for where, rec in _records(path):
         reason = problem(rec)
         rid = str(rec.get("id", where)) if isinstance(rec, dict) else where
         if reason:
             rejects.add(where, rid, reason)
             continue
-        records.append({"messages": rec["messages"], "id": rid, "source": rec.get("source", name), "set": name})
+        records.append({"messages": rec["messages"], "id": rid, "source": rec.get("source", name)})
+    return records
+
+
+def main(smk, log):
+    name, spec = smk.wildcards.set, smk.params.spec
+    spec = spec if isinstance(spec, dict) else {"path": spec, "format": "messages", "limit": None, "seed": 0}
+    path, rejects = Path(spec["path"]), Rejects()
+    if spec["format"] == "skginstruct":
+        records = load_skginstruct(path, rejects, spec["limit"], spec["seed"])
+    elif spec["format"] == "am_distilled":
+        records = load_am_distilled(path, rejects, spec["limit"], spec["seed"])
+    else:
+        records = _messages_records(path, name, rejects)
+        if spec["limit"] is not None:
+            records = reservoir_sample(records, spec["limit"], spec["seed"])
+    for r in records:
+        r.update(set=name, provenance="supplied")
+    log(f"{name}: {spec['format']} file {path}" + (f", {spec['limit']} records sampled (seed {spec['seed']})"
+                                                    if spec["limit"] is not None else ""))  # fmt: skip
     write_set(records, smk.output.records)
     write_jsonl(smk.output.rejects, rejects)
     write_json(smk.output.metrics, {"records": len(records), "rejected": len(rejects), "reject_reasons": rejects.counts()})

@@ -11,7 +11,7 @@ from darecipe.runlog import run_script
 def main(smk, log):
     records, rejects, llm = [], [], {}
     for shard in smk.input.shards:
-        records += [rec for _, rec in read_jsonl(shard)]
+        records += [{**rec, "provenance": "synthesised"} for _, rec in read_jsonl(shard)]
         base = Path(shard).with_suffix("")
         rejects += [rec for _, rec in read_jsonl(f"{base}.rejects.jsonl")]
         for k, v in json.loads(Path(f"{base}.metrics.json").read_text())["llm"].items():

@@ -1,7 +1,5 @@
 """Rule stage1_mix: the stage-1 sets -> results/data/stage1/train.jsonl at the configured shares by role."""
 
-from pathlib import Path
-
 import polars as pl
 
 from darecipe.io import atomic_path, write_json
@@ -12,13 +10,12 @@ from darecipe.runlog import run_script
 def main(smk, log):
     cfg = smk.params.mix
     sets = []
-    for path, tok in zip(smk.input.sets, smk.input.tokens):
-        name = Path(path).stem
+    for path, tok, (name, role) in zip(smk.input.sets, smk.input.tokens, smk.params.sets):
         df = read_set(path)
         if df.num_rows == 0:
             log(f"{name}: empty, skipped")
             continue
-        sets.append((name, smk.params.roles[name], df, pl.read_parquet(tok)))
+        sets.append((name, role, df, pl.read_parquet(tok)))
     out, stats = mix(sets, cfg["ratios"], cfg["total"], cfg["replace"], cfg["seed"], smk.params.max_tokens)
     with atomic_path(smk.output.train) as tmp:
         out.write_jsonl(tmp)

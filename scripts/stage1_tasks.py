@@ -12,9 +12,10 @@ from darecipe.stage1 import tablegpt_tasks
 def main(smk, log):
     cfg = smk.params.cfg
     rejects = Rejects()
-    wikitq = load_wikitq(Path(smk.input.wikitq), Path(cfg["wikitq"]["root"]), rejects, cfg["wikitq"]["limit"])
-    finqa = load_finqa(Path(smk.input.finqa), rejects, cfg["finqa"]["limit"])
-    tatqa = load_tatqa(Path(smk.input.tatqa), rejects, cfg["tatqa"]["limit"])
+    # paths from the config: an input may be the download folder that holds them (resources/data/raw/<source>)
+    wikitq = load_wikitq(Path(cfg["wikitq"]["tsv"]), Path(cfg["wikitq"]["root"]), rejects, cfg["wikitq"]["limit"])
+    finqa = load_finqa(Path(cfg["finqa"]["path"]), rejects, cfg["finqa"]["limit"])
+    tatqa = load_tatqa(Path(cfg["tatqa"]["path"]), rejects, cfg["tatqa"]["limit"])
     files = load_file_tasks(Path(smk.input.file_tasks), Path(cfg["data_root"]), rejects)
     held = heldout_ids(smk.input.heldout, smk.input.heldout_files)
     kept = [[t for t in ts if t.id not in held] for ts in (wikitq, finqa, tatqa, files)]

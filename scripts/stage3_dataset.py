@@ -19,6 +19,7 @@ def main(smk, log):
                     "data": r["data"],
                     "workspace_id": r["workspace_id"],
                     "task": r["input_seq"],
+                    "provenance": r.get("provenance") or "synthesised",
                 }
             )
     n = write_jsonl(smk.output[0], rows)

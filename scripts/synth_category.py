@@ -1,10 +1,12 @@
-"""Rule synth_category: questioner -> solver (real execution) -> inspector for one category of RECIPE §4.
+"""Rule synth_shard: questioner -> solver (real execution) -> inspector for one batch of tasks of one category of
+RECIPE §4 on one workspace (darecipe.synthesis_plan).
 
 Writes the accepted trajectories (stage-2 records), the RL tasks (stage-3), rejects with the inspector's reasons,
-and metrics. Every teacher call goes through the LLM layer (cache, retries, replay in the embedded default); with
-`llm.backend: vllm` the job serves the teacher itself. A call that stayed unanswered (transport, limits, server)
-is not a reject: the rule fails with the count per role (`llm.on_missing`), and a rerun asks exactly those again
-(the solver's earlier turns come from the cache)."""
+and metrics. Every teacher call goes through the LLM layer (cache, retries, replay in the embedded default); each job
+has its own caches, so a killed job, rerun, repeats none of its completed requests. With `llm.backend: vllm` the job
+serves the teacher itself. A call that stayed unanswered (transport, limits, server) is not a reject: the rule fails
+with the count per role (`llm.on_missing`), and a rerun asks exactly those again (the solver's earlier turns come
+from the cache)."""
 
 import tempfile
 from pathlib import Path
@@ -18,6 +20,7 @@ from darecipe.runlog import run_script
 from darecipe.sandbox import SandboxLimits, describe_isolation
 from darecipe.serving import local_teacher
 from darecipe.stage1 import load_template
+from darecipe.synthesis_plan import Job, batch_note, id_part, requests
 from darecipe.synthesis import (
     copy_workspace_files,
     workspace_files,
@@ -38,28 +41,32 @@ def main(smk, log):
 
 
 def synthesise(smk, log, settings):
-    category, p = smk.wildcards.category, smk.params
+    p = smk.params
+    job = Job(**p.job)
+    category = job.category
     limits = SandboxLimits(**p.sandbox)
-    cache_root = Path(smk.config["llm"]["cache_dir"]) / "synthesis" / category
+    cache_root = Path(smk.config["llm"]["cache_dir"]) / "synthesis" / category / job.workspace / str(job.batch)
     rejects, sft, rl = Rejects(), [], []
     missing = {"questioner": [], "solver": [], "inspector": []}  # unanswered teacher calls, asked again on rerun
-    workspaces = {Path(w).name: Path(w) for w in smk.input.workspaces}
-    log(f"{category}: workspaces {', '.join(workspaces) or '(none configured: the category stays empty)'}")
+    workspaces = {job.workspace: Path(smk.input.workspace)}
+    log(f"{category}: workspace {job.workspace}, batch {job.batch + 1} of {job.batches}: {job.n_sft} trajectory "
+        f"and {job.n_rl} RL tasks asked")  # fmt: skip
     log(describe_isolation(limits))
 
     # 1. questioner
     q_tpl = load_template(smk.input.questioner)
-    q_reqs = [
-        LLMRequest(f"{category}/{name}", questioner_messages(q_tpl, category, name, workspace_files(ws),
-                                                              p.sft_per_workspace, p.rl_per_workspace))
-        for name, ws in workspaces.items()
-    ]  # fmt: skip
+    q_reqs, parts = [], requests(job, p.tasks_per_request)
+    for name, ws in workspaces.items():
+        for r, (n_sft, n_rl) in enumerate(parts):
+            msgs = questioner_messages(q_tpl, category, name, workspace_files(ws), n_sft, n_rl)
+            msgs[-1]["content"] += batch_note(job, r, len(parts))
+            q_reqs.append(LLMRequest(f"{category}/{name}" + (f"/{r}" if len(parts) > 1 else ""), msgs))
     cache = ResponseCache(cache_root / "questioner.jsonl")
     q_res, q_tot = run_requests(settings, q_reqs, cache, log=log, progress=False)
     cache.close()
     tasks = []
-    for req, res in zip(q_reqs, q_res):
-        name = req.id.split("/", 1)[1]
+    for r, (req, res) in enumerate(zip(q_reqs, q_res)):
+        name = req.id.split("/")[1]
         if res.error:
             if res.retryable:
                 missing["questioner"].append(res)
@@ -67,6 +74,8 @@ def synthesise(smk, log, settings):
                 rejects.add("questioner", req.id, res.error)
             continue
         found, problems = parse_tasks(res.text, category, name)
+        for t in found:  # ids stay unique across the batches and requests of one (category, workspace)
+            t.id = t.id.replace(f"{category}-{name}-", f"{category}-{name}-{id_part(job, r, len(parts))}", 1)
         tasks += found
         for prob in problems:
             rejects.add("questioner", req.id, f"unusable task: {prob}")
@@ -131,7 +140,8 @@ def synthesise(smk, log, settings):
     write_jsonl(smk.output.rl, rl)
     write_jsonl(smk.output.rejects, rejects)
     llm = {role: tot.as_dict() for role, tot in (("questioner", q_tot), ("solver", solver.totals), ("inspector", i_tot))}
-    write_json(smk.output.metrics, {"category": category, "tasks": len(tasks), "trajectories": len(trajs),
+    write_json(smk.output.metrics, {"category": category, "workspace": job.workspace, "batch": job.batch,
+                                    "tasks": len(tasks), "trajectories": len(trajs),
                                     "accepted": len(sft), "rl_tasks": len(rl), "rejected": len(rejects),
                                     "reject_reasons": rejects.counts(), "missing": unanswered, "llm": llm})  # fmt: skip
     log(f"{category}: {len(sft)} trajectories accepted, {len(rl)} RL tasks, {len(rejects)} rejected {rejects.counts()}")

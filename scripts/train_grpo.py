@@ -76,6 +76,10 @@ def main(smk, log):
             extra_metrics=lambda run_dir: {"rollouts": summarise_rollouts(run_dir / "rollouts.jsonl")},
             log=log,
         )
+    rollouts = metrics.get("rollouts") or {}
+    if rollouts:
+        log(f"rollouts: {rollouts['total_rollouts']} scored; judge: {rollouts['judge_requests']} requests "
+            f"({'off' if jcfg['backend'] == 'none' else jcfg['model']}; only rollouts past the format gates are judged)")
     log(f"exported {smk.output[0]} at step {metrics['global_step']}")
 
 

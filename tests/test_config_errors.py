@@ -15,6 +15,17 @@ CASES = [
     ({"synthesis": {"workspaces": {"simpson": ["nowhere/Simpson.csv"]}}},
      "synthesis.workspaces.simpson: input file resources/data/nowhere/Simpson.csv does not exist"),
     ({"synthesis": {"categories": {"data_analysis": ["nope"]}}}, "synthesis.categories.data_analysis: unknown workspace 'nope'"),
+    ({"synthesis": {"categories": {"data_analysis": ["bird:*"]}}},
+     "synthesis.categories.data_analysis: 'bird:*' names no synthesis.sqlite_dirs entry"),
+    ({"synthesis": {"sqlite_dirs": {"bird": {"path": "resources/data/bird-not-here"}}}},
+     "synthesis.sqlite_dirs.bird: resources/data/bird-not-here does not exist yet; list its databases"),
+    # set names come from the one registry (darecipe.sets)
+    ({"stage1_data": {"extra_sets": {"maths": "resources/examples/stage1/math.jsonl"}}},
+     "stage1_data.extra_sets: 'maths' is not one of ['SKGInstruct', 'math', 'code'"),
+    ({"data": {"source": "release"}}, "data.source: 'release' is not one of ['synthesised', 'released', 'both']"),
+    ({"data": {"source": "released", "released": {"path": "nowhere/DataScience-Instruct-500K"}}},
+     "data.released.path: directory nowhere/DataScience-Instruct-500K does not exist"),
+    ({"sources": {"wikitq": {"revision": "abc"}}}, "sources.wikitq: needs hub_id (with revision) or url"),
 ]
 
 

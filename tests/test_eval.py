@@ -25,7 +25,8 @@ TASKS = {
 SCRIPT = {
     "right": ["<Analyze>Count the rows.</Analyze><Code>print(1)</Code>", "<Answer>italy.</Answer>"],
     "wrong": ["<Analyze>Guess.</Analyze><Answer>Spain</Answer>"],
-    "no_answer": ["<Analyze>I keep thinking"],
+    # no code and no answer: each turn gets the failed "No code is provided" observation, up to the turn limit
+    "no_answer": ["<Analyze>I keep thinking"] * 5,
     "malformed": ["<Analyze>The sum is 12<Answer>12</Answer>"],
     "failed_code": ["<Code>print(1 / 0)</Code>", "<Code>print(1 + 1)</Code>", "<Answer>2</Answer>"],
 }
@@ -54,7 +55,7 @@ def test_each_trajectory_scores_as_written(scored):
     expect = {  # format_ok, completed, correct, rounds, code_blocks, code_ok
         "right": (True, True, True, 2, 1, 1),
         "wrong": (True, True, False, 1, 0, 0),
-        "no_answer": (False, False, False, 1, 0, 0),
+        "no_answer": (False, False, False, 5, 0, 0),
         "malformed": (False, True, True, 1, 0, 0),  # a right answer in broken tags: correct, not format-valid
         "failed_code": (True, True, True, 3, 2, 1),
     }
@@ -71,7 +72,7 @@ def test_aggregate_gives_the_expected_numbers(scored):
     assert m["format_validity"] == 0.6
     assert m["accuracy"] == 0.6
     assert m["completion_rate"] == 0.8
-    assert m["avg_rounds"] == 1.6  # (2 + 1 + 1 + 1 + 3) / 5
+    assert m["avg_rounds"] == 2.4  # (2 + 1 + 5 + 1 + 3) / 5
     assert m["code_blocks"] == 3 and m["code_success_rate"] == round(2 / 3, 6)
     tokens = [scored[n]["tokens"] for n in SCRIPT]
     assert m["tokens_per_task"] == round(sum(tokens) / 5, 6)

@@ -80,3 +80,43 @@ def test_the_plugin_registers_every_name_the_commands_use():
     assert stage2[stage2.index("--loss_scale") + 1].split("+")[-1] in loss_scale_map
     assert stage3[stage3.index("--multi_turn_scheduler") + 1] in multi_turns
     assert stage3[stage3.index("--reward_funcs") + 1] in orms
+
+
+def skyrl_config_dir(tmp_path: Path) -> Path:
+    """The Hydra config of the skyrl-train version envs/skyrl.yaml pins, from its wheel (`make install` downloads
+    it: skyrl-train itself needs Python 3.12 and CUDA, so it is not installed here)."""
+    import re
+    import sys
+    import zipfile
+
+    version = re.search(r"skyrl-train\[vllm\]==([\d.]+)", (REPO / "envs/skyrl.yaml").read_text()).group(1)
+    wheel = Path(sys.prefix) / "share/wheels" / f"skyrl_train-{version}-py3-none-any.whl"
+    assert wheel.is_file(), f"{wheel} is missing: run `make install`"
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(tmp_path, [n for n in z.namelist() if n.startswith("skyrl_train/config/")])
+    return tmp_path / "skyrl_train/config"
+
+
+def skyrl_overrides() -> list[str]:
+    from darecipe.stage3 import stage3_command
+
+    cfg = paper()
+    chat = resolve_format(cfg["base_model"], Path(cfg["base_model"]["path"]))
+    argv = stage3_command("skyrl", {**cfg["stage3"], "backend": "skyrl"}, Path("MODEL"), Path("train.jsonl"),
+                          [Path("qa.parquet")], Path("OUT"), [151676, 151645],
+                          {"workspace_root": "WORKSPACES", "sandbox": cfg["sandbox"]}, chat)  # fmt: skip
+    return argv[argv.index("darecipe.skyrl_main") + 1 :]
+
+
+def test_skyrl_train_accepts_every_override_of_the_paper_command(tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    overrides = skyrl_overrides()
+    with initialize_config_dir(config_dir=str(skyrl_config_dir(tmp_path)), version_base=None):
+        c = compose(config_name="ppo_base_config", overrides=overrides)
+        assert c.generator.use_conversation_multi_turn is False
+        assert c.generator.max_input_length == 32768 and c.trainer.max_prompt_length == 8000
+        assert c.generator.n_samples_per_prompt == 5 and c.generator.max_turns == 30
+        # the check is real: a misspelt key is refused, as skyrl-train's own Hydra entry point refuses it
+        with pytest.raises(Exception, match="use_conversation_multi_turns"):
+            compose(config_name="ppo_base_config", overrides=[*overrides, "generator.use_conversation_multi_turns=false"])

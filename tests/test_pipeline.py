@@ -19,7 +19,8 @@ pytestmark = pytest.mark.pipeline
 EVERY_JOB = {
     "build_tiny_model", "extend_vocab", "stage1_tasks", "stage1_distill", "stage1_refine", "stage1_tablegpt",
     "stage1_file", "stage1_merge_set", "stage1_extra_set", "stage1_set_tokens", "stage1_mix", "reasoning_release",
-    "synth_workspace", "synth_category", "interaction_release", "rl_sets", "stage3_dataset", "train_stage1",
+    "synth_workspace", "synth_shard", "synth_category", "interaction_release", "rl_sets", "stage2_data",
+    "stage3_dataset", "train_stage1",
     "train_stage2", "train_stage3", "train_domain_lora", "merge_domain_lora", "eval_tasks", "eval_model",
     "eval_summary", "report_plots", "all",
     "summary_samples", "summary_llm", "summary_sets", "summary_stats", "train_summary_phase", "summary_sft_eval",
@@ -32,6 +33,7 @@ def test_fresh_dry_run_lists_every_job(demo_run):
     shards = 2  # config/config.yaml: stage1_data.shards
     assert counts["stage1_distill"] == counts["stage1_refine"] == counts["stage1_tablegpt"] == shards
     assert counts["stage1_file"] == 4 * shards  # file_database, file_csv, file_xlsx, file_any
+    assert counts["synth_shard"] == 6  # one (category, workspace) pair each, one batch each (tasks_per_job: null)
 
 
 def test_stage3_checkpoint_loads_and_encodes_each_tag_as_one_token(demo_run):
@@ -98,7 +100,8 @@ def test_changing_the_inspector_prompt_reruns_synthesis_and_what_follows(demo_ru
     work = demo_run["dir"]
     with edited(work / "config/prompts/inspector.txt", lambda t: t + "Be strict.\n"):
         counts = job_counts(snakemake(work, "-n", "stage3_checkpoint").stdout)
-        assert counts["synth_category"] == 12
+        # the 6 synthesis jobs and the merges of their categories (the 6 empty categories have nothing to redo)
+        assert counts["synth_shard"] == counts["synth_category"] == 6
         assert {"interaction_release", "rl_sets", "train_stage2", "train_stage3"} <= set(counts)
         assert not {"train_stage1", "stage1_distill", "synth_workspace"} & set(counts)
 
@@ -131,7 +134,7 @@ def test_stage1_data_from_the_recorded_teacher(demo_run):
     assert len(train) == stats["records"] == sum(int(n.rsplit("_", 1)[1].removesuffix(".json")) for n in names)
     assert set(stats["by_role"]) == {"general_reasoning", "structured_knowledge", "data_science", "file"}
     metrics = json.loads((work / "results/checkpoints/stage1/metrics.json").read_text())
-    assert metrics["train_set_tokens"]["records"] == 24
+    assert metrics["train_set_tokens"]["records"] == len(train)
 
 
 def test_changing_the_cue_vocabulary_reruns_refinement_not_distillation(demo_run):
@@ -211,6 +214,9 @@ def test_stage3_with_a_judge_on_the_local_test_server(demo_run, tmp_path, monkey
     metrics = json.loads((work / "results/checkpoints/stage3/metrics.json").read_text())
     run_dir = work / metrics["run_dir"]
     rollouts = [json.loads(line) for line in (run_dir / "rollouts.jsonl").read_text().splitlines()]
-    assert calls == 1 + len(rollouts)  # the pre-flight probe, then one verdict per rollout
-    assert all(r["judge"] for r in rollouts)
+    # the pre-flight probe, then one verdict for each rollout past the format gates (as the release: a gated rollout's
+    # reward does not depend on the judge)
+    assert calls == 1 + sum(r["judge_requests"] for r in rollouts)
+    assert all(bool(r["judge"]) == (r["gate"] is None) for r in rollouts)
+    assert all(r["judge_identity"]["prompts"]["qa"].startswith("judge_qa.v2.txt@") for r in rollouts)
     assert "scores the answers; reward = RECIPE §6 with the judge terms" in (work / "logs/train_stage3.log").read_text()

@@ -103,3 +103,30 @@ def test_skyrl_environment_matches_the_swift_path(tiny_vocab, env):
     assert "".join(a + o for a, o in zip(actions, observations + [""])) == swift_text
     assert observations == ["<Execute>\n4\n</Execute>", swift_text.split("</Code>")[2].split("<Analyze>")[0]]
     assert steps[-1]["reward"] == pytest.approx(swift_reward) == pytest.approx(0.5)  # one of two blocks ran
+
+
+def test_a_policy_that_only_ends_its_turns_keeps_its_last_eos(tiny_vocab, env):
+    """Every turn is EOS at once: each gets the failed observation (loss mask 0, the EOS dropped as the message goes
+    on); the last turn's EOS stays as the one trained token (ms-swift needs at least one)."""
+    from stage3_harness import PolicyTurn
+
+    tok = AutoTokenizer.from_pretrained(tiny_vocab)
+    (out,), _ = rollout(tok, [[PolicyTurn("", eos=True)] * 3], max_turns=3)
+    ids = [t for turn in out.response_token_ids for t in turn]
+    mask = [m for turn in out.response_loss_mask for m in turn]
+    assert out.rollout_infos["num_turns"] == 3 and out.rollout_infos["no_code_turns"] == 2
+    assert [t for t, m in zip(ids, mask) if m == 1] == [tok.eos_token_id] and ids[-1] == tok.eos_token_id
+    obs = tok.encode("<Execute>\n[Error]:\nNo code is provided, so nothing was executed.\n</Execute>", add_special_tokens=False)
+    assert ids == obs + obs + [tok.eos_token_id]
+
+
+def test_an_eos_the_engine_left_out_is_the_last_trained_token(tiny_vocab, env):
+    """Engines that strip EOS from their output return an empty last turn: its EOS is restored as the rollout's one
+    trained token (a rollout of masked tokens only breaks ms-swift's GRPO step)."""
+    from stage3_harness import PolicyTurn
+
+    tok = AutoTokenizer.from_pretrained(tiny_vocab)
+    (out,), _ = rollout(tok, [[PolicyTurn("")] * 3], max_turns=3)
+    ids = [t for turn in out.response_token_ids for t in turn]
+    mask = [m for turn in out.response_loss_mask for m in turn]
+    assert [t for t, m in zip(ids, mask) if m == 1] == [tok.eos_token_id]

@@ -44,12 +44,12 @@ def main() -> None:
     from tokenizers import Tokenizer
 
     from darecipe.mix import chat_text
-    from darecipe.testserver import FakeOpenAI, replay_reply
+    from darecipe.testserver import FakeOpenAI, recorded_reply
     from darecipe.tiny_model import packaged_tokenizer_dir
 
     tok = Tokenizer.from_file(str(packaged_tokenizer_dir() / "tokenizer.json"))
     seen: list[tuple[list[dict], str]] = []
-    replay = replay_reply(str(REPO / "resources/recordings"))
+    replay = recorded_reply(str(REPO / "resources/recordings"))
 
     def reply(messages, body):
         text = replay(messages, body)

@@ -34,9 +34,26 @@ def _with_defaults(cls):
 DefaultFillingValidator = _with_defaults(Draft202012Validator)
 
 
+def _registry() -> dict[str, list[str]]:
+    from .sets import CATEGORIES, STAGE1_SETS, SUPPLIED_SETS
+
+    return {"stage1_sets": list(STAGE1_SETS), "supplied_sets": list(SUPPLIED_SETS), "categories": list(CATEGORIES)}
+
+
+def _fill_registry(node, names: dict):
+    """Replace each `{x-registry: <list>}` of the schema by an enum of the names in darecipe.sets (one registry)."""
+    if isinstance(node, dict):
+        if "x-registry" in node:
+            return {"enum": names[node["x-registry"]]}
+        return {k: _fill_registry(v, names) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_fill_registry(v, names) for v in node]
+    return node
+
+
 def load_schema(path: str | Path) -> dict:
     with open(path, encoding="utf-8") as f:
-        return yaml.safe_load(f)
+        return _fill_registry(yaml.safe_load(f), _registry())
 
 
 def _key(path) -> str:
@@ -136,8 +153,26 @@ def check_llm(config: dict, sources: str = "config") -> None:
             raise ConfigError(f"{sources}: {e}" if isinstance(e, ConfigError) else f"{sources}: {field}: {e}") from None
 
 
+def made_by_a_rule(path: str | Path, config: dict) -> bool:
+    """A path that a download rule fills (resources/data/raw/<source>/..., or the released data's download folder)
+    exists only after that rule ran."""
+    from .fetch import RAW_ROOT
+
+    p = Path(path)
+    roots = [Path(RAW_ROOT) / name for name in config.get("sources", {})]
+    released = config.get("data", {}).get("released", {})
+    if not released.get("path"):
+        roots.append(Path(released.get("download_dir", "")))
+    return any(p == r or r in p.parents for r in roots if str(r))
+
+
+def extra_set_path(value) -> str:
+    """stage1_data.extra_sets values are a path or {path, format, limit, seed}."""
+    return value["path"] if isinstance(value, dict) else value
+
+
 def check_paths(config: dict, sources: str = "config") -> None:
-    """Files the configuration names must exist before anything runs."""
+    """Files the configuration names must exist before anything runs (unless a download rule makes them)."""
     base = config["base_model"]
     if base["source"] == "local":
         p = Path(base["path"])
@@ -154,7 +189,7 @@ def check_paths(config: dict, sources: str = "config") -> None:
                   "stage1_data.tatqa.path": d["tatqa"]["path"], "stage1_data.file_tasks": d["file_tasks"],
                   "stage1_data.cues": d["cues"]})  # fmt: skip
     files.update({f"stage1_data.prompts.{k}": v for k, v in d["prompts"].items()})
-    files.update({f"stage1_data.extra_sets.{k}": v for k, v in d["extra_sets"].items()})
+    files.update({f"stage1_data.extra_sets.{k}": extra_set_path(v) for k, v in d["extra_sets"].items()})
     syn = config["synthesis"]
     files.update({f"synthesis.prompts.{k}": v for k, v in syn["prompts"].items()})
     for name, ws_files in syn["workspaces"].items():
@@ -163,18 +198,26 @@ def check_paths(config: dict, sources: str = "config") -> None:
             files[f"synthesis.workspaces.{name}"] = str(Path(syn["data_root"]) / rel)
             if not Path(files[f"synthesis.workspaces.{name}"]).is_file():
                 break
-    for category, names in syn["categories"].items():
-        unknown = [n for n in names if n not in syn["workspaces"]]
-        if unknown:
-            raise ConfigError(f"{sources}: synthesis.categories.{category}: unknown workspace {unknown[0]!r}")
+    from .synthesis_plan import PlanError, jobs
+
+    try:
+        jobs(syn)
+    except PlanError as e:
+        raise ConfigError(f"{sources}: {e}") from None
     for key, path in files.items():
-        if not Path(path).is_file():
+        if not Path(path).is_file() and not made_by_a_rule(path, config):
             raise ConfigError(f"{sources}: {key}: input file {path} does not exist")
     dirs = {"synthesis.data_root": syn["data_root"], "stage1_data.data_root": d["data_root"],
             "stage1_data.wikitq.root": d["wikitq"]["root"]}  # fmt: skip
     if config["llm"]["backend"] == "replay":
         dirs["llm.recordings"] = config["llm"]["recordings"]
+    released = config["data"]["released"]
+    if config["data"]["source"] != "synthesised" and released["path"]:
+        dirs["data.released.path"] = released["path"]
     check_llm(config, sources)
     for key, path in dirs.items():
-        if not Path(path).is_dir():
+        if not Path(path).is_dir() and not made_by_a_rule(path, config):
             raise ConfigError(f"{sources}: {key}: directory {path} does not exist")
+    for name, spec in config["sources"].items():
+        if not (spec["hub_id"] or spec["url"]):
+            raise ConfigError(f"{sources}: sources.{name}: needs hub_id (with revision) or url")

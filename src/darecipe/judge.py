@@ -48,6 +48,9 @@ class JudgeStats:
     dropped: int = 0
     unanswered: int = 0  # calls that got no reply (their terms dropped)
     per_item: list[dict | None] = field(default_factory=list)
+    asked: list[int] = field(default_factory=list)  # times each item was asked (a reminder asks again)
+    unreadable: list[bool] = field(default_factory=list)  # no readable verdict in the end
+    no_reply: list[bool] = field(default_factory=list)  # the call went unanswered (transport, limits, server)
 
 
 def _json_objects(reply: str) -> list[str]:
@@ -115,17 +118,21 @@ def prompt_versions(paths: dict[str, str]) -> dict[str, str]:
 def judge(settings: LLMSettings, templates: dict[str, Template], items: list[JudgeItem], cache: ResponseCache,
           parse_retries: int = 1, on_unparseable: str = "lowest", log=None) -> JudgeStats:  # fmt: skip
     """Score every item; `stats.per_item[i]` is the judge dict for the reward (None = judge terms dropped)."""
-    stats = JudgeStats(per_item=[None] * len(items))
+    stats = JudgeStats(per_item=[None] * len(items), asked=[0] * len(items), unreadable=[False] * len(items),
+                       no_reply=[False] * len(items))  # fmt: skip
     pending = list(range(len(items)))
     messages = {i: judge_messages(templates, items[i]) for i in pending}
     for attempt in range(parse_retries + 1):
         reqs = [LLMRequest(items[i].id, messages[i]) for i in pending]
         results, totals = run_requests(settings, reqs, cache, log=log, progress=False)
         stats.requests += totals.requests_sent + totals.from_cache
+        for i in pending:
+            stats.asked[i] += 1
         still = []
         for i, res in zip(pending, results):
             if res.error and res.retryable:
                 stats.unanswered += 1
+                stats.no_reply[i] = True
                 continue
             scores = parse_scores(res.text, items[i].method)
             if scores is None:
@@ -140,6 +147,7 @@ def judge(settings: LLMSettings, templates: dict[str, Template], items: list[Jud
             break
     for i in pending:
         stats.unparseable += 1
+        stats.unreadable[i] = True
         if on_unparseable == "lowest":
             stats.per_item[i] = {k: float(SCALES[items[i].method][0]) for k in KEYS[items[i].method]}
             stats.scored_lowest += 1

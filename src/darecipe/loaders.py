@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from .io import InputError, read_jsonl, require
+from .sets import FILE_KINDS
 
 
 @dataclass
@@ -198,9 +199,13 @@ def _num_str(v) -> str:
 
 
 def load_tatqa(path: Path, rejects: Rejects, limit: int | None = None) -> list[TaskRecord]:
-    """TAT-QA in the Program-of-Thoughts packaging (question, answer list, answer_type, scale, text, table)."""
+    """TAT-QA as released upstream (tatqa_dataset_*.json: a table with its paragraphs and several questions), or in
+    the Program-of-Thoughts packaging (one question per record: answer list, answer_type, scale, text, table)."""
+    data = _load_json_list(path)
+    if data and isinstance(data[0], dict) and "questions" in data[0]:
+        return _load_tatqa_raw(path, data, rejects, limit)
     out = []
-    for i, rec in enumerate(_load_json_list(path)):
+    for i, rec in enumerate(data):
         if limit is not None and len(out) >= limit:
             break
         where = f"{path}:record {i}"
@@ -226,7 +231,147 @@ def load_tatqa(path: Path, rejects: Rejects, limit: int | None = None) -> list[T
     return out
 
 
-FILE_KINDS = ("file_database", "file_csv", "file_xlsx", "file_any")
+
+
+def _load_tatqa_raw(path: Path, data: list, rejects: Rejects, limit: int | None) -> list[TaskRecord]:
+    out = []
+    for i, block in enumerate(data):
+        table = ((block.get("table") or {}).get("table")) if isinstance(block, dict) else None
+        paragraphs = sorted(block.get("paragraphs") or [], key=lambda p: p.get("order", 0)) if isinstance(block, dict) else []
+        text = "\n".join(str(p.get("text", "")).strip() for p in paragraphs if str(p.get("text", "")).strip())
+        for j, q in enumerate(block.get("questions") or [] if isinstance(block, dict) else []):
+            if limit is not None and len(out) >= limit:
+                return out
+            where = f"{path}:record {i} question {j}"
+            rid = str(q.get("uid") or f"record-{i}-{j}")
+            question = str(q.get("question") or "").strip()
+            ans = q.get("answer")
+            answer = ", ".join(str(a) for a in ans) if isinstance(ans, list) else ("" if ans is None else _num_str(ans))
+            if not question:
+                rejects.add(where, rid, "empty question")
+            elif not answer.strip():
+                rejects.add(where, rid, "empty gold answer")
+            elif not table:
+                rejects.add(where, rid, "missing table")
+            else:
+                rows = [[str(c) for c in row] for row in table]
+                out.append(TaskRecord(f"tatqa-{rid[:8]}", "tatqa", question, answer, table=rows, text=text or None,
+                                      meta={"answer_type": q.get("answer_type"), "scale": q.get("scale") or "",
+                                            "derivation": q.get("derivation") or ""}))  # fmt: skip
+    return out
+
+
+# ---------------------------------------------------------------- stage-1 sets supplied as upstream files
+
+
+def _stream_records(path: Path):
+    """(where, record) of a JSON array or a JSON Lines file, one record at a time for JSON Lines (AM's files are
+    tens of GB)."""
+    with open(path, "rb") as f:
+        head = f.read(64).lstrip()
+    if head.startswith(b"["):
+        yield from ((f"{path}:record {i}", rec) for i, rec in enumerate(_load_json_list(path)))
+    else:
+        yield from ((f"{path}:{lineno}", rec) for lineno, rec in read_jsonl(path))
+
+
+def reservoir_sample(items, limit: int | None, seed: int) -> list:
+    """All items, or `limit` of them by seeded reservoir sampling (one pass, `limit` records in memory), in file
+    order."""
+    if limit is None:
+        return list(items)
+    import random
+
+    rng, keep = random.Random(seed), []
+    for n, item in enumerate(items):
+        if n < limit:
+            keep.append((n, item))
+        elif (k := rng.randint(0, n)) < limit:
+            keep[k] = (n, item)
+    return [item for _, item in sorted(keep, key=lambda x: x[0])]
+
+
+def load_skginstruct(path: Path, rejects: Rejects, limit: int | None = None, seed: int = 0) -> list[dict]:
+    """TIGER-Lab/SKGInstruct (skginstruct.json: sys_prompt, input, label, task_name) -> ms-swift `messages`;
+    `limit` usable records sampled with `seed`."""
+
+    def usable():
+        for where, rec in _stream_records(path):
+            if not isinstance(rec, dict):
+                rejects.add(where, where, "not a JSON object")
+                continue
+            rid = str(rec.get("id") or f"skg-{where.rsplit(':', 1)[-1].replace('record ', '')}")
+            prompt, label = str(rec.get("input") or "").strip(), str(rec.get("label") or "").strip()
+            if not prompt or not label:
+                rejects.add(where, rid, "empty input" if not prompt else "empty label")
+                continue
+            system = str(rec.get("sys_prompt") or "").strip()
+            msgs = ([{"role": "system", "content": system}] if system else []) + [
+                {"role": "user", "content": prompt}, {"role": "assistant", "content": label}]  # fmt: skip
+            yield {"messages": msgs, "id": rid, "source": f"skginstruct/{rec.get('task_name') or 'unknown'}"}
+
+    return reservoir_sample(usable(), limit, seed)
+
+
+AM_ROLES = {"human": "user", "user": "user", "assistant": "assistant", "gpt": "assistant"}
+
+
+def load_am_distilled(path: Path, rejects: Rejects, limit: int | None = None, seed: int = 0) -> list[dict]:
+    """One subset of a-m-team/AM-DeepSeek-R1-0528-Distilled (JSON Lines: system, conversations [{from, value,
+    info}]) -> ms-swift `messages`; `limit` usable records sampled with `seed`. The `system` field is left out, as
+    the data set's card says it is not meant for training; `info` is dropped but its `source` kept."""
+
+    def usable():
+        for where, rec in _stream_records(path):
+            turns = rec.get("conversations") if isinstance(rec, dict) else None
+            rid = f"am-{path.stem}-{where.rsplit(':', 1)[-1].replace('record ', '')}"
+            if not isinstance(turns, list) or not turns:
+                rejects.add(where, rid, "no conversations")
+                continue
+            msgs, problem = [], None
+            for t in turns:
+                role = AM_ROLES.get(str(t.get("from", "")).lower()) if isinstance(t, dict) else None
+                value = t.get("value") if isinstance(t, dict) else None
+                if role is None or not isinstance(value, str) or not value.strip():
+                    problem = "a turn without a known speaker and text"
+                    break
+                msgs.append({"role": role, "content": value})
+            if problem is None and (msgs[0]["role"] != "user" or msgs[-1]["role"] != "assistant"):
+                problem = "must start with a human turn and end with an assistant turn"
+            if problem:
+                rejects.add(where, rid, problem)
+                continue
+            info = turns[0].get("info") if isinstance(turns[0].get("info"), dict) else {}
+            yield {"messages": msgs, "id": rid, "source": f"am-0528/{info.get('source') or path.stem}"}
+
+    return reservoir_sample(usable(), limit, seed)
+
+
+# ---------------------------------------------------------------- databases as synthesis workspaces
+
+
+def sqlite_databases(root: Path) -> dict[str, Path]:
+    """db_id -> SQLite file of a BIRD (`train_databases/<db>/<db>.sqlite`) or Spider (`database/<db>/<db>.sqlite`)
+    folder: every `<db>/<db>.sqlite` (or .db) directly under `root`."""
+    out = {}
+    for d in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        for ext in (".sqlite", ".db"):
+            if (d / f"{d.name}{ext}").is_file():
+                out[d.name] = d / f"{d.name}{ext}"
+                break
+    return out
+
+
+def database_workspace_files(root: Path, db_id: str, descriptions: bool) -> list[str]:
+    """The files (relative to root) of a database's workspace: the SQLite file, and BIRD's column descriptions."""
+    db = sqlite_databases(root).get(db_id)
+    if db is None:
+        raise InputError(f"{root}/{db_id}/{db_id}.sqlite: no such database")
+    files = [str(db.relative_to(root))]
+    desc = root / db_id / "database_description"
+    if descriptions and desc.is_dir():
+        files += [str(p.relative_to(root)) for p in sorted(desc.glob("*.csv"))]
+    return files
 
 
 def load_file_tasks(path: Path, data_root: Path, rejects: Rejects) -> list[TaskRecord]:

@@ -57,14 +57,23 @@ def chat_text(messages: list[dict]) -> str:
     return "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
 
 
-def count_tokens(set_path: str | Path, tokenizer_json: str | Path) -> pl.DataFrame:
+def count_tokens(set_path: str | Path, tokenizer_json: str | Path, threads: int | None = None,
+                 chunk: int = 8192) -> pl.DataFrame:  # fmt: skip
     """(row, n_tokens) for every record of a set, with the training tokenizer, on the chat text as the Qwen3
-    template lays it out."""
+    template lays it out. The tokenizer encodes each chunk of records on `threads` cores (its Rust thread pool;
+    None: every core) while the records stay memory-mapped; only one chunk of texts is in memory at a time."""
+    if threads:
+        # sized before the pool starts: the tokenizer's first parallel call creates it
+        os.environ["RAYON_NUM_THREADS"] = str(threads)
+    os.environ["TOKENIZERS_PARALLELISM"] = "false" if threads == 1 else "true"
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(tokenizer_json))
-    texts = [chat_text(rec["messages"]) for rec in set_records(set_path)]
-    lengths = [len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False)] if texts else []
+    records = read_set(set_path).column("record")
+    lengths: list[int] = []
+    for start in range(0, len(records), chunk):
+        texts = [chat_text(json.loads(r)["messages"]) for r in records.slice(start, chunk).to_pylist()]
+        lengths += [len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False)]
     return pl.DataFrame({"row": range(len(lengths)), "n_tokens": lengths}, schema={"row": pl.UInt32, "n_tokens": pl.UInt32})
 
 

@@ -226,6 +226,8 @@ def summarise_rollouts(path: Path) -> dict:
                 "rollouts_with_code": sum(1 for r in rs if r.get("exec_total", 0) - r.get("no_code_turns", 0) > 0),
                 "code_success_rate": round(sum(r.get("exec_ok", 0) for r in rs) / total, 6) if total else None,
                 "gate_share": _mean([float(r.get("gate") is not None) for r in rs]),
+                "judge_requests": sum(r.get("judge_requests", 0) for r in rs),
             }
         )
-    return {"total_rollouts": len(recs), "per_step": per_step}
+    return {"total_rollouts": len(recs), "judge_requests": sum(s["judge_requests"] for s in per_step),
+            "per_step": per_step}  # fmt: skip

@@ -17,23 +17,6 @@ from .prompts import table_prompt, task_prompt
 from .sandbox import SandboxLimits, execute_block
 from .tags import check_structure, code_blocks, final_answer
 
-# The 13 stage-1 files of the released data set and the role each plays in the mix (RECIPE §3).
-SET_ROLES = {
-    "SKGInstruct": "structured_knowledge",
-    "TableQA_distillation": "data_science",
-    "TableQA_refinement": "data_science",
-    "TableGPT": "data_science",
-    "file_database": "file",
-    "file_csv": "file",
-    "file_xlsx": "file",
-    "file_any": "file",
-    "math": "general_reasoning",
-    "code": "general_reasoning",
-    "science": "general_reasoning",
-    "instruction_following": "general_reasoning",
-    "other": "general_reasoning",
-}
-ROLES = ("general_reasoning", "structured_knowledge", "data_science", "file")
 TABLE_TAGS = {"Analyze", "Understand", "Answer"}
 
 

@@ -81,16 +81,19 @@ class DeepAnalyzeScheduler(MultiTurnScheduler):
     async def on_turn_end(self, infer_request, response_choice, current_turn) -> dict:
         ep = self.episodes[id(infer_request)]
         ids, restored, eos_id = self._turn_ids(response_choice)
-        if ep.over_length:  # the trajectory exceeded its budget before this turn: the turn does not count
-            ids, restored, eos_id = [], [], []
-        action = self.tokenizer.decode(ids + restored, skip_special_tokens=False)
+        over = ep.over_length  # the trajectory exceeded its budget before this turn: the turn does not count
+        action = "" if over else self.tokenizer.decode(ids + restored, skip_special_tokens=False)
         turn = ep.step(action)
         if turn.action != action:  # a tag spelled out in pieces ended the turn early: keep what the text keeps
             ids, restored = self.tokenizer.encode(turn.action, add_special_tokens=False), []
         if turn.done:
-            # ms-swift keeps this turn's token ids as the final segment: the turn up to its end, and the model's
-            # EOS after an answer (it learns to stop there)
-            response_choice.token_ids = ids + restored + (eos_id if turn.stop == "answer" else [])
+            # ms-swift keeps this turn's token ids as the final segment: the turn up to its end and the EOS the model
+            # wrote after it (the episode's last sampled decision); a turn past the budget stays as it was sampled
+            # (reward 0)
+            if not over:
+                # a turn with no tokens at all was an EOS the engine left out of its output: it is the model's
+                # last decision, and ms-swift needs one trained token in a rollout
+                response_choice.token_ids = ids + restored + eos_id or [self.tokenizer.eos_token_id]
             ep.add_tokens(len(ids) + len(restored))
             infos = {**ep.infos(), "text": ep.text}
             ep.close()

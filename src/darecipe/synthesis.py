@@ -25,22 +25,10 @@ from .agent import Trajectory
 from .io import InputError
 from .loaders import materialise_files
 from .prompts import task_prompt
+from .sets import CATEGORIES
 from .tags import check_structure
 
-CATEGORY_GOALS = {
-    "data_pipeline": "an end-to-end pipeline: load, clean, transform and summarise the data in several steps",
-    "data_preparation": "preparing data for analysis: joining, reshaping, deriving columns, saving a tidy file",
-    "data_cleaning": "finding and fixing data-quality problems: missing values, duplicates, inconsistent values",
-    "data_analysis": "a focused analytical question answered with statistics computed from the data",
-    "data_insight": "a question whose answer is an insight or pattern discovered in the data",
-    "research_database": "an open research question over a SQLite database, answered with SQL and analysis",
-    "research_xlsx": "an open research question over Excel workbooks",
-    "research_other": "an open research question over the given files",
-    "research_data_preparation": "a research-grade data preparation task with documented decisions",
-    "research_data_analysis": "a research-grade analysis with several angles on the data",
-    "research_data_insight": "a research question whose answer is a set of supported insights",
-    "research_report_generation": "a written data-science report with findings supported by computed numbers",
-}
+CATEGORY_GOALS = {name: c.goal for name, c in CATEGORIES.items()}
 RL_METHODS = ("qa", "datatask", "openresearch")
 RL_SET_OF = {"qa": "qa", "datatask": "datatask", "openresearch": "research"}
 # The stage-3 parquet schema (SkyRL's, RECIPE §5); `function` is kept for compatibility and left empty.
@@ -51,6 +39,7 @@ RL_PARQUET_SCHEMA = pa.schema([
     ("data", pa.string()),
     ("workspace_id", pa.string()),
     ("input_seq", pa.string()),
+    ("provenance", pa.string()),  # synthesised (this pipeline) or released (DataScience-Instruct-500K)
 ])  # fmt: skip
 
 

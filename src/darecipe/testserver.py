@@ -12,6 +12,7 @@ OpenAI's format. It counts what it receives.
 
     python -m darecipe.testserver --port 8765 --latency 0.2      # serve until interrupted
     python -m darecipe.testserver --port 8765 --completion '<Answer>42</Answer>'   # a fixed completion
+    python -m darecipe.testserver --port 8765 --recordings resources/recordings    # the recorded teacher and a judge
     python -m darecipe.testserver --port 8765 --rpm 600 --tpm 150000 --latency 2   # a rate-limited provider
 
 It also stands in for vLLM's two entry points, taking the same arguments (for tests without a GPU), answering
@@ -82,6 +83,29 @@ def _duration(seconds: float) -> str:
         return f"{max(0, round(seconds * 1000))}ms"
     mins, secs = divmod(seconds, 60)
     return f"{int(mins)}m{secs:.3g}s" if mins else f"{secs:.3g}s"
+
+
+# What the recorded teacher was asked with (config/config.yaml's llm block): recordings are keyed by it.
+RECORDED_MODEL, RECORDED_SAMPLING = "recorded-teacher", {"temperature": 0.7, "max_tokens": 4096}
+# A verdict every judge method can read (qa: score, datatask: accuracy, openresearch: five dimensions).
+ANY_VERDICT = ('{"score": 3, "accuracy": 3, "usefulness": 3, "richness": 3, "soundness": 3, "interpretability": 3, '
+               '"readability": 3}')
+
+
+def recorded_reply(recordings: str, fallback: str = ANY_VERDICT, model: str = RECORDED_MODEL,
+                   sampling: dict | None = None):  # fmt: skip
+    """A teacher behind HTTP: the recorded response for the request's messages (whatever model and sampling the
+    request names: the recordings' own are used for the key), else `fallback` — by default a verdict any judge
+    method can read, which a synthesis role cannot use (a content reject)."""
+    from .llm import Recordings, request_key
+
+    rec = Recordings(recordings)
+    sampling = RECORDED_SAMPLING if sampling is None else sampling
+
+    def reply(messages: list[dict], body: dict) -> str:
+        return rec.by_key.get(request_key(model, sampling, messages), fallback)
+
+    return reply
 
 
 class FakeOpenAI:
@@ -485,23 +509,15 @@ class FakeOpenAI:
         obj.update(status=final, **{f"{final}_at": int(time.time())})
 
 
-def replay_reply(root: str, served_name: str | None = None) -> Callable[[list[dict], dict], str]:
-    """Replies from recorded responses (looked up by the request key, as the replay backend does); a request
-    for another model than `served_name` is refused, as vLLM refuses it."""
-    from .llm import Recordings, request_key
-
-    recordings = Recordings(root) if root else None
+def standin_reply(recordings: str | None, served_name: str) -> Callable[[list[dict], dict], str]:
+    """vLLM's answer: a request for another model than `served_name` is refused, as vLLM refuses it; the rest get
+    the recorded teacher's response (`--replay`), else an echo."""
+    base = recorded_reply(recordings) if recordings else echo_reply
 
     def reply(messages: list[dict], body: dict) -> str:
-        if served_name and body.get("model") != served_name:
+        if body.get("model") != served_name:
             raise LookupError(f"The model `{body.get('model')}` does not exist.")
-        if recordings is None:
-            return echo_reply(messages, body)
-        sampling = {k: v for k, v in body.items() if k not in ("model", "messages")}
-        key = request_key(body.get("model"), sampling, messages)
-        if key not in recordings.by_key:
-            raise LookupError(f"no recording for request key {key[:16]}")
-        return recordings.by_key[key]
+        return base(messages, body)
 
     return reply
 
@@ -523,7 +539,7 @@ def run_batch(argv: list[str]) -> None:
     ap.add_argument("--model", required=True)
     _vllm_args(ap)
     args = ap.parse_args(argv)
-    reply = replay_reply(args.replay, args.served_model_name or args.model)
+    reply = standin_reply(args.replay, args.served_model_name or args.model)
     with open(args.input_file, encoding="utf-8") as fin, open(args.output_file, "w", encoding="utf-8") as fout:
         for k, line in enumerate(fin):
             if not line.strip():
@@ -548,7 +564,7 @@ def serve(argv: list[str]) -> None:
     ap.add_argument("--host", default="127.0.0.1")
     _vllm_args(ap)
     args = ap.parse_args(argv)
-    with FakeOpenAI(reply=replay_reply(args.replay, args.served_model_name or args.model), port=args.port) as server:
+    with FakeOpenAI(reply=standin_reply(args.replay, args.served_model_name or args.model), port=args.port) as server:
         print(f"serving {args.model} as {args.served_model_name} at {server.base_url}", flush=True)
         while True:
             time.sleep(1)
@@ -562,12 +578,15 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=0.0, help="seconds before each reply")
     ap.add_argument("--fault-rate", type=float, default=0.0, help="share of requests answered with a fault")
     ap.add_argument("--completion", default="", help="the text every /v1/completions request gets")
+    ap.add_argument("--recordings", default=None,
+                    help="answer chat requests from these recorded teacher responses (else a judge verdict)")
     ap.add_argument("--rpm", type=float, help="requests per minute enforced (429 over budget)")
     ap.add_argument("--tpm", type=float, help="tokens per minute enforced (prompt + max_tokens, then the usage)")
     args = ap.parse_args()
     fixed = args.completion
+    reply = recorded_reply(args.recordings) if args.recordings else echo_reply
     limits = ServerLimits(args.rpm, args.tpm) if args.rpm or args.tpm else None
-    with FakeOpenAI(latency_s=args.latency, fault_rate=args.fault_rate, port=args.port, limits=limits,
+    with FakeOpenAI(reply=reply, latency_s=args.latency, fault_rate=args.fault_rate, port=args.port, limits=limits,
                     complete=lambda prompt, body: fixed) as server:  # fmt: skip
         print(f"serving {server.base_url}  (Ctrl-C to stop)", flush=True)
         try:

@@ -28,6 +28,10 @@ class TinySpec:
     max_position_embeddings: int = 32768
     seed: int = 0
     tokenizer: str | None = None  # a stand-in folder; None: Qwen3's own tokenizer
+    # > 0: a constant in dimension 0 of every token's (tied) embedding, twice that for EOS. The random model's last
+    # hidden state then points along dimension 0 and EOS wins every sample: its turns end at once, so CPU rollouts
+    # at the paper's 8,192-token turn limit stay short (the paper-shaped test run; nothing is learnt there).
+    eos_bias: float = 0.0
 
 
 def packaged_tokenizer_dir() -> Path:
@@ -95,6 +99,11 @@ def build_tiny_qwen3(out_dir: Path, spec: TinySpec) -> dict:
         torch_dtype="float32",
     )
     model = Qwen3ForCausalLM(cfg)
+    if spec.eos_bias:
+        with torch.no_grad():
+            emb = model.get_input_embeddings().weight
+            emb[:, 0] = spec.eos_bias
+            emb[cfg.eos_token_id, 0] = 2 * spec.eos_bias
     model.generation_config.eos_token_id = list(dict.fromkeys([cfg.eos_token_id, tok.pad_token_id]))
     model.save_pretrained(out_dir)
     tok.save_pretrained(out_dir)

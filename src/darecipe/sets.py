@@ -1,0 +1,90 @@
+"""The one registry of data-set names: the 13 stage-1 sets, the 12 interaction categories and the 3 RL sets.
+
+Everything else derives from here: the rules' set lists and wildcard constraints, the roles of the stage-1 mix,
+the file-task kinds, the check of `stage1_data.extra_sets` names, and the file names of the released data set
+(`RUC-DataLab/DataScience-Instruct-500K`, record counts from its file names, RECIPE §3-§5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ROLES = ("general_reasoning", "structured_knowledge", "data_science", "file")
+
+
+@dataclass(frozen=True)
+class Stage1Set:
+    name: str
+    role: str  # one of ROLES: the share of the stage-1 mix it counts towards
+    made_by: str  # "synthesis": a rule of this pipeline writes it with the teacher; "file": you supply it
+    released: int  # records in the released file reasoning/<name>_<released>.json
+
+
+STAGE1_SETS = {
+    s.name: s
+    for s in (
+        Stage1Set("SKGInstruct", "structured_knowledge", "file", 199_989),
+        Stage1Set("TableQA_distillation", "data_science", "synthesis", 39_301),
+        Stage1Set("TableQA_refinement", "data_science", "synthesis", 39_301),
+        Stage1Set("TableGPT", "data_science", "synthesis", 29_448),
+        Stage1Set("file_database", "file", "synthesis", 3_833),
+        Stage1Set("file_csv", "file", "synthesis", 3_007),
+        Stage1Set("file_xlsx", "file", "synthesis", 3_663),
+        Stage1Set("file_any", "file", "synthesis", 2_520),
+        Stage1Set("math", "general_reasoning", "file", 20_000),
+        Stage1Set("code", "general_reasoning", "file", 20_000),
+        Stage1Set("science", "general_reasoning", "file", 20_000),
+        Stage1Set("instruction_following", "general_reasoning", "file", 20_000),
+        Stage1Set("other", "general_reasoning", "file", 19_998),
+    )
+}
+SET_ROLES = {name: s.role for name, s in STAGE1_SETS.items()}
+SYNTHESISED_SETS = tuple(n for n, s in STAGE1_SETS.items() if s.made_by == "synthesis")
+SUPPLIED_SETS = tuple(n for n, s in STAGE1_SETS.items() if s.made_by == "file")
+FILE_KINDS = tuple(n for n, s in STAGE1_SETS.items() if s.role == "file")
+
+
+@dataclass(frozen=True)
+class Category:
+    name: str
+    goal: str  # what the questioner's tasks of this category are about
+    released: int  # trajectories in the released file interation/<name>_<released>.json
+
+
+CATEGORIES = {
+    c.name: c
+    for c in (
+        Category("data_pipeline", "an end-to-end pipeline: load, clean, transform and summarise the data in several steps", 3_601),
+        Category("data_preparation", "preparing data for analysis: joining, reshaping, deriving columns, saving a tidy file", 3_311),
+        Category("data_cleaning", "finding and fixing data-quality problems: missing values, duplicates, inconsistent values", 1_616),
+        Category("data_analysis", "a focused analytical question answered with statistics computed from the data", 3_936),
+        Category("data_insight", "a question whose answer is an insight or pattern discovered in the data", 1_062),
+        Category("research_database", "an open research question over a SQLite database, answered with SQL and analysis", 818),
+        Category("research_xlsx", "an open research question over Excel workbooks", 848),
+        Category("research_other", "an open research question over the given files", 3_505),
+        Category("research_data_preparation", "a research-grade data preparation task with documented decisions", 488),
+        Category("research_data_analysis", "a research-grade analysis with several angles on the data", 1_339),
+        Category("research_data_insight", "a research question whose answer is a set of supported insights", 1_351),
+        Category("research_report_generation", "a written data-science report with findings supported by computed numbers", 4_327),
+    )
+}  # fmt: skip
+
+# Stage-3 RL sets: our name -> the file names the release uses (its `reseach.parquet` is misspelled; both accepted).
+RL_SETS = {"qa": ("qa.parquet",), "datatask": ("datatask.parquet",), "research": ("reseach.parquet", "research.parquet")}
+# The release's folder of stage-2 files is spelled `interation/`; a corrected `interaction/` is accepted too.
+INTERACTION_DIRS = ("interation", "interaction")
+
+PROVENANCES = ("released", "synthesised", "supplied")
+
+
+def alternation(names) -> str:
+    """A wildcard constraint matching exactly these names."""
+    return "|".join(sorted(names, key=len, reverse=True))
+
+
+def released_total() -> dict[str, int]:
+    """Records per stage in the release, from its file names (RECIPE §3-§4)."""
+    return {
+        "stage1": sum(s.released for s in STAGE1_SETS.values()),
+        "stage2": sum(c.released for c in CATEGORIES.values()),
+    }
