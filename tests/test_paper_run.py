@@ -31,6 +31,12 @@ ALLOWED = {
     "stage1_data.tablegpt_tables": "record limit",
     "synthesis.sft_per_workspace": "record limit",
     "synthesis.rl_per_workspace": "record limit",
+    "synthesis.sqlite_dirs.bird.databases": "record limit (which BIRD databases become workspaces)",
+    "synthesis.sqlite_dirs.bird.path": "data location: a local copy instead of the download",
+    "stage1_data.wikitq.tsv": "data location", "stage1_data.wikitq.root": "data location",
+    "stage1_data.finqa.path": "data location", "stage1_data.tatqa.path": "data location",
+    **{f"stage1_data.extra_sets.{name}.{k}": "data location: a local copy in the messages format"
+       for name in ("SKGInstruct", "math", "code", "science", "instruction_following", "other") for k in ("path", "format")},
     **{f"{s}.{k}": "hardware" for s in STAGES for k in ("gpus", "torch_dtype", "deepspeed", "attn_impl",
                                                           "use_liger_kernel", "use_vllm", "dataloader_num_workers")},
     **{f"{s}.packing": "packing needs FlashAttention (a GPU)" for s in ("stage1", "stage2")},
@@ -52,7 +58,9 @@ def test_the_overlay_changes_only_hardware_and_size_keys():
     extra = sorted(leaf_keys(overlay) - set(ALLOWED))
     assert not extra, f"{OVERLAY.name} changes recipe keys: {extra}"
     paper = yaml.safe_load((REPO / "config/deepanalyze-8b.yaml").read_text())
-    assert paper["judge"]["backend"] == "openai" and paper["stage1_data"]["extra_sets"] == {}
+    assert paper["judge"]["backend"] == "openai"
+    # every supplied set the paper names gets a local copy (a missing one would leave the paper's download in place)
+    assert set(overlay["stage1_data"]["extra_sets"]) == set(paper["stage1_data"]["extra_sets"])
     assert paper["stage1_data"].get("mix", {}).get("ratios") is None  # every stage-1 record kept
 
 
@@ -76,7 +84,8 @@ def paper_run(tmp_path_factory):
 def test_the_paper_config_runs_to_stage3(paper_run):
     work = paper_run["dir"]
     counts = job_counts(paper_run["dry"])
-    assert counts["train_stage3"] == 1 and counts["stage1_distill"] == 2 and "download_base_model" not in counts
+    assert counts["train_stage3"] == 1 and counts["stage1_distill"] == 2
+    assert not [rule for rule in counts if rule.startswith("download")]  # everything is local
     for stage in STAGES:
         assert (work / f"results/checkpoints/{stage}/config.json").is_file()
 
@@ -94,7 +103,7 @@ def test_the_paper_template_and_tags(paper_run):
             assert "--save_total_limit 3" in command and "--dataset_num_proc 8" in command
 
 
-def test_every_stage1_record_is_kept_without_extra_sets(paper_run):
+def test_every_stage1_record_is_kept(paper_run):
     work = paper_run["dir"]
     stats = json.loads((work / "results/data/stage1/stats.json").read_text())
     released = sum(len(json.loads(p.read_text())) for p in (work / "results/data/reasoning").glob("*.json"))

@@ -19,14 +19,22 @@ def test_plan_prices_the_teacher_per_synthesis_rule():
 
     cfg = validate_config(yaml.safe_load((REPO / "config/deepanalyze-8b.yaml").read_text()),
                           load_schema(REPO / "config/schema.yaml"))  # fmt: skip
-    cfg["stage1_data"]["wikitq"]["limit"] = 20
-    cfg["stage1_data"]["tablegpt_tables"] = None  # no number in the config: the released set's 29,448
+    d = cfg["stage1_data"]
+    d["wikitq"].update(tsv=str(REPO / "resources/data/wikitablequestions/data/training-first50.tsv"), limit=20)
+    d["finqa"]["path"] = str(REPO / "resources/data/finqa_family/pot_convfinqa_dev_single_first50.json")
+    d["tatqa"]["path"] = str(REPO / "resources/data/finqa_family/pot_tatqa_dev_first50.json")
+    d["tablegpt_tables"] = None  # no number in the config: the released set's 29,448
+    workspaces = 5  # five (category, workspace) pairs
+    cfg["synthesis"]["categories"] = {"data_analysis": ["simpson", "chinook"], "data_cleaning": ["student_loan"],
+                                      "research_database": ["chinook", "simpson"]}  # fmt: skip
     tp = plan(cfg)["teacher"]
     rows = {r["rule"]: r for r in tp["rules"]}
     assert rows["stage1_distill"]["requests"] == 20 + 50 + 50  # 20 WikiTQ rows (limit), the 50-row FinQA / TAT-QA files
     assert rows["stage1_tablegpt"]["requests"] == 29448 and rows["stage1_tablegpt"]["from"] == "released set"
-    workspaces = sum(len(w) for w in cfg["synthesis"]["categories"].values())
-    assert rows["synth_category: solver"]["requests"] == workspaces * cfg["synthesis"]["sft_per_workspace"] * 8
+    assert rows["synth_shard: solver"]["requests"] == workspaces * cfg["synthesis"]["sft_per_workspace"] * 8
+    # the questioner is asked for at most tasks_per_request tasks at a time
+    per_pair = cfg["synthesis"]["sft_per_workspace"] + cfg["synthesis"]["rl_per_workspace"]
+    assert rows["synth_shard: questioner"]["requests"] == workspaces * -(-per_pair // cfg["synthesis"]["tasks_per_request"])
     judge = rows["train_stage3: judge"]
     assert judge["requests"] == workspaces * cfg["synthesis"]["rl_per_workspace"] * 5  # 5 rollouts per task, 1 epoch
     distill = rows["stage1_distill"]

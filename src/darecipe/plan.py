@@ -65,13 +65,16 @@ def teacher_plan(config: dict) -> dict:
     for rule, (n, source) in stage1_counts(config).items():
         kind = rule.removeprefix("stage1_")
         add(rule, n, source, kind, t["file_turns"] if kind == "file" else 1)
+    from .synthesis_plan import jobs, requests
+
     syn = config["synthesis"]
-    workspaces = sum(len(ws) for ws in syn["categories"].values())
-    trajectories = workspaces * syn["sft_per_workspace"]
-    rl_tasks = workspaces * syn["rl_per_workspace"]
-    add("synth_category: questioner", workspaces, "config", "questioner")
-    add("synth_category: solver", trajectories, "config", "solver", t["solver_turns"])
-    add("synth_category: inspector", trajectories, "config", "inspector")
+    planned = jobs(syn)
+    trajectories = sum(j.n_sft for j in planned)
+    rl_tasks = sum(j.n_rl for j in planned)
+    asks = sum(len(requests(j, syn.get("tasks_per_request"))) for j in planned)
+    add("synth_shard: questioner", asks, "config", "questioner")
+    add("synth_shard: solver", trajectories, "config", "solver", t["solver_turns"])
+    add("synth_shard: inspector", trajectories, "config", "inspector")
     llm = config["llm"]
     price = llm.get("price", {})
     for r in rows:
