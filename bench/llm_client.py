@@ -1,7 +1,8 @@
 """Throughput of the LLM client against the local test server: requests/s as a share of the ideal.
 
 With L seconds of server latency and N requests in flight the ideal is N / L requests per second.
-Target: >= 90 % of ideal at 200 ms latency with 256 in flight. The last line printed is the figure.
+Bar: >= 80 % of ideal at 200 ms latency with 256 in flight (issue #17 retired the earlier 90 % target on 2 cores:
+at paper scale the provider's limits decide, see bench/llm_ratelimit.py). The last line printed is the figure.
 The server runs in a separate process; on a 2-core machine it competes with the client for the CPU.
 
     .venv/bin/python bench/llm_client.py [--requests 5000] [--in-flight 256] [--latency 0.2]

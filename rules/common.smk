@@ -270,3 +270,10 @@ def get_training_files():
         *get_rl_sets(),
         config["domain_lora"]["data"],
     ]
+
+
+# The teacher (llm:). With a local vLLM teacher (llm.backend: vllm) every teacher rule serves the weights on its
+# own GPUs, in an environment that has vLLM; otherwise the teacher is an endpoint and the rules need no GPU.
+LOCAL_TEACHER = config["llm"]["backend"] == "vllm"
+TEACHER_GPUS = config["llm"]["local"]["gpus"] if LOCAL_TEACHER else 0
+TEACHER_ENV = "../envs/teacher-vllm.yaml" if LOCAL_TEACHER else "../envs/data.yaml"

@@ -39,7 +39,9 @@ rule stage1_distill:
     benchmark:
         "benchmarks/stage1_distill/{shard}.tsv"
     conda:
-        "../envs/data.yaml"
+        TEACHER_ENV
+    resources:
+        gpu=TEACHER_GPUS,
     params:
         **synthesis_params(),
         kind="distill",
@@ -63,7 +65,9 @@ rule stage1_refine:
     benchmark:
         "benchmarks/stage1_refine/{shard}.tsv"
     conda:
-        "../envs/data.yaml"
+        TEACHER_ENV
+    resources:
+        gpu=TEACHER_GPUS,
     params:
         **synthesis_params(),
         kind="refine",
@@ -86,7 +90,9 @@ rule stage1_tablegpt:
     benchmark:
         "benchmarks/stage1_tablegpt/{shard}.tsv"
     conda:
-        "../envs/data.yaml"
+        TEACHER_ENV
+    resources:
+        gpu=TEACHER_GPUS,
     params:
         **synthesis_params(),
         kind="tablegpt",
@@ -110,7 +116,9 @@ rule stage1_file:
     wildcard_constraints:
         kind=alternation(FILE_KINDS),
     conda:
-        "../envs/data.yaml"
+        TEACHER_ENV
+    resources:
+        gpu=TEACHER_GPUS,
     params:
         **synthesis_params(),
         kind="file",

@@ -37,7 +37,9 @@ rule summary_llm:
     benchmark:
         "benchmarks/summary_llm.tsv"
     conda:
-        "../envs/data.yaml"
+        TEACHER_ENV
+    resources:
+        gpu=TEACHER_GPUS,
     params:
         teacher=canonical({k: config["llm"][k] for k in ("backend", "model", "sampling")}),
         max_in_flight=config["summary"]["max_in_flight"],

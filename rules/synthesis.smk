@@ -37,7 +37,9 @@ rule synth_shard:
     benchmark:
         "benchmarks/synth_shard/{category}/{workspace}/{batch}.tsv"
     conda:
-        "../envs/data.yaml"
+        TEACHER_ENV
+    resources:
+        gpu=TEACHER_GPUS,
     params:
         job=lambda wildcards: canonical(get_synth_job(wildcards).__dict__),
         teacher=canonical({k: config["llm"][k] for k in ("backend", "model", "sampling")}),

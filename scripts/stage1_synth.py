@@ -1,17 +1,20 @@
 """Rules stage1_distill / stage1_refine / stage1_tablegpt / stage1_file: one shard of teacher synthesis.
 
-Requests go through the LLM layer (cache first, so a rerun after a kill repeats no completed request); each
-reply is checked and becomes a record or a reject with the reason. Output order is the task order."""
+Requests go through the LLM layer (cache first, so a rerun after a kill repeats no completed request; online or,
+with `llm.mode: batch`, as batch jobs); each reply is checked and becomes a record or a reject with the reason.
+A request left unanswered (transport, limits, server) is no reject: the rule fails with the count
+(`llm.on_missing`) and a rerun asks exactly those. Output order is the task order."""
 
 import tempfile
 from pathlib import Path
 
 from darecipe.io import read_jsonl, write_json, write_jsonl
-from darecipe.llm import LLMRequest, LLMSettings, ResponseCache, run_requests
+from darecipe.llm import LLMRequest, LLMSettings, ResponseCache, report_missing, run_requests
 from darecipe.loaders import Rejects, TaskRecord, materialise_files
 from darecipe.mix import set_records
 from darecipe.runlog import run_script
 from darecipe.sandbox import SandboxLimits, describe_isolation
+from darecipe.serving import local_teacher
 from darecipe.stage1 import (
     check_reasoning,
     distill_messages,
@@ -37,7 +40,8 @@ def main(smk, log):
     tpl = load_template(smk.input.template)
     data_root = Path(p.data_root)
     settings = LLMSettings.from_config(smk.config["llm"])
-    log(f"{p.set} shard {shard}/{n_shards}: {len(mine)} tasks, teacher {settings.model} ({settings.backend})")
+    log(f"{p.set} shard {shard}/{n_shards}: {len(mine)} tasks, teacher {settings.model} ({settings.backend}, "
+        f"{settings.mode})")  # fmt: skip
 
     rejects = Rejects()
     jobs = []  # (task, request, extra) in task order
@@ -62,19 +66,25 @@ def main(smk, log):
             jobs = [(t, build(tpl, t), {}) for t in mine]
 
         cache = ResponseCache(Path(smk.config["llm"]["cache_dir"]) / p.set / f"{shard}.jsonl")
+        serve = settings.mode == "online"  # in batch mode a local teacher runs as `vllm run-batch` instead
         try:
-            results, totals = run_requests(settings, [LLMRequest(t.id, m) for t, m, _ in jobs], cache, log=log)
+            with local_teacher(settings, Path(f"{smk.log[0]}.teacher"), log, serve=serve) as teacher:
+                results, totals = run_requests(teacher, [LLMRequest(t.id, m) for t, m, _ in jobs], cache, log=log,
+                                               batch_ok=True)  # fmt: skip
         finally:
             cache.close()
 
-        records = []
+        records, missing = [], []
         limits = SandboxLimits(**p.sandbox) if p.kind == "file" else None
         if limits:
             log(describe_isolation(limits))
         for (t, _, extra), res in zip(jobs, results):
             where = f"{p.set} shard {shard}"
             if res.error:
-                rejects.add(where, t.id, res.error)
+                if res.retryable:
+                    missing.append(res)
+                else:
+                    rejects.add(where, t.id, res.error)
                 continue
             if p.kind == "file":
                 run = run_file_reply(res.text, t, data_root, Path(tempfile.mkdtemp(dir=tmp)), limits)
@@ -92,15 +102,17 @@ def main(smk, log):
                 rec["cues"] = extra["cues"]
             records.append(rec)
 
+    unanswered = report_missing({"teacher": missing}, settings, log)
     write_jsonl(smk.output.rejects, rejects)
     write_jsonl(smk.output.shard, records)
     metrics = {"set": p.set, "shard": shard, "tasks": len(mine), "records": len(records), "rejected": len(rejects),
-               "reject_reasons": rejects.counts(), "llm": totals.as_dict()}  # fmt: skip
+               "reject_reasons": rejects.counts(), "missing": sum(unanswered.values()), "llm": totals.as_dict()}  # fmt: skip
     write_json(smk.output.metrics, metrics)
     log(f"{len(records)} records, {len(rejects)} rejected {rejects.counts()}")
-    log(f"LLM: {totals.requests_sent} requests sent, {totals.from_cache} from cache, {totals.retries} retries, "
-        f"{totals.failed} failed, {totals.prompt_tokens} prompt + {totals.completion_tokens} completion tokens, "
-        f"${totals.cost_usd:.4f}")  # fmt: skip
+    log(f"LLM: {totals.requests_sent} requests sent online, {totals.batch_requests} in {totals.batches} batch(es), "
+        f"{totals.from_cache} from cache, {totals.retries} retries, {totals.rate_limited} answered 429, "
+        f"{totals.failed} failed ({totals.missing} unanswered), {totals.prompt_tokens} prompt + "
+        f"{totals.completion_tokens} completion tokens, ${totals.cost_usd:.4f}")  # fmt: skip
     for r in rejects:
         log(f"  rejected {r['id']}: {r['reason']}")
 

@@ -1,14 +1,16 @@
 """Rule summary_llm: one teacher summary per sample through the LLM layer (cache first, retries, many requests in
-flight). A summary whose reply cannot be read, or whose key facts are not quoted verbatim from the sample's
-results, is rejected with the reason and counted."""
+flight, or as batch jobs with `llm.mode: batch`). A summary whose reply cannot be read, or whose key facts are not
+quoted verbatim from the sample's results, is rejected with the reason and counted; a request left unanswered
+(transport, limits, server) is reported missing instead (`llm.on_missing`) and asked again by a rerun."""
 
 import dataclasses
 from pathlib import Path
 
 from darecipe.io import read_jsonl, write_json, write_jsonl
-from darecipe.llm import LLMRequest, LLMSettings, ResponseCache, run_requests
+from darecipe.llm import LLMRequest, LLMSettings, ResponseCache, report_missing, run_requests
 from darecipe.loaders import Rejects
 from darecipe.runlog import run_script
+from darecipe.serving import local_teacher
 from darecipe.stage1 import load_template
 from darecipe.summary import SummaryError, check_quotes, parse_summary_reply, summary_messages, with_summary_record
 
@@ -22,12 +24,17 @@ def main(smk, log):
     cache = ResponseCache(Path(smk.config["llm"]["cache_dir"]) / "summary" / "summaries.jsonl")
     try:
         requests = [LLMRequest(s["id"], summary_messages(tpl, s)) for s in samples]
-        results, totals = run_requests(settings, requests, cache, log=log)
+        with local_teacher(settings, Path(f"{smk.log[0]}.teacher"), log, serve=settings.mode == "online") as teacher:
+            results, totals = run_requests(teacher, requests, cache, log=log, batch_ok=True)
     finally:
         cache.close()
 
-    rejects, records, quotes = Rejects(), [], {"facts_checked": 0, "summaries_rejected": 0}
+    rejects, records, missing = Rejects(), [], []
+    quotes = {"facts_checked": 0, "summaries_rejected": 0}
     for sample, res in zip(samples, results):
+        if res.error and res.retryable:
+            missing.append(res)
+            continue
         try:
             if res.error:
                 raise SummaryError(res.error)
@@ -42,10 +49,12 @@ def main(smk, log):
             continue
         records.append(with_summary_record(sample, summary))
 
+    unanswered = report_missing({"summary": missing}, settings, log)
     write_jsonl(smk.output.rejects, rejects)
     write_jsonl(smk.output.records, records)
     write_json(smk.output.metrics, {"samples": len(samples), "records": len(records), "rejected": len(rejects),
-                                    "reject_reasons": rejects.counts(), "quotes": quotes, "llm": totals.as_dict()})  # fmt: skip
+                                    "reject_reasons": rejects.counts(), "missing": sum(unanswered.values()),
+                                    "quotes": quotes, "llm": totals.as_dict()})  # fmt: skip
     log(f"{len(records)} summaries kept, {len(rejects)} rejected {rejects.counts()}")
     checked, failed = quotes["facts_checked"], quotes["summaries_rejected"]
     log(f"{checked} quoted facts checked; {failed} summaries quoted text not in the results")

@@ -3,18 +3,22 @@ RECIPE §4 on one workspace (darecipe.synthesis_plan).
 
 Writes the accepted trajectories (stage-2 records), the RL tasks (stage-3), rejects with the inspector's reasons,
 and metrics. Every teacher call goes through the LLM layer (cache, retries, replay in the embedded default); each job
-has its own caches, so a killed job, rerun, repeats none of its completed requests."""
+has its own caches, so a killed job, rerun, repeats none of its completed requests. With `llm.backend: vllm` the job
+serves the teacher itself. A call that stayed unanswered (transport, limits, server) is not a reject: the rule fails
+with the count per role (`llm.on_missing`), and a rerun asks exactly those again (the solver's earlier turns come
+from the cache)."""
 
 import tempfile
 from pathlib import Path
 
 from darecipe.agent import ChatGenerator, State, run_agents
 from darecipe.io import write_json, write_jsonl
-from darecipe.llm import LLMRequest, LLMSettings, ResponseCache, run_requests
+from darecipe.llm import LLMRequest, LLMSettings, ResponseCache, report_missing, run_requests
 from darecipe.loaders import Rejects
 from darecipe.prompts import task_prompt
 from darecipe.runlog import run_script
 from darecipe.sandbox import SandboxLimits, describe_isolation
+from darecipe.serving import local_teacher
 from darecipe.stage1 import load_template
 from darecipe.synthesis_plan import Job, batch_note, id_part, requests
 from darecipe.synthesis import (
@@ -32,13 +36,18 @@ from darecipe.synthesis import (
 
 
 def main(smk, log):
+    with local_teacher(LLMSettings.from_config(smk.config["llm"]), Path(f"{smk.log[0]}.teacher"), log) as settings:
+        synthesise(smk, log, settings)
+
+
+def synthesise(smk, log, settings):
     p = smk.params
     job = Job(**p.job)
     category = job.category
-    settings = LLMSettings.from_config(smk.config["llm"])
     limits = SandboxLimits(**p.sandbox)
     cache_root = Path(smk.config["llm"]["cache_dir"]) / "synthesis" / category / job.workspace / str(job.batch)
     rejects, sft, rl = Rejects(), [], []
+    missing = {"questioner": [], "solver": [], "inspector": []}  # unanswered teacher calls, asked again on rerun
     workspaces = {job.workspace: Path(smk.input.workspace)}
     log(f"{category}: workspace {job.workspace}, batch {job.batch + 1} of {job.batches}: {job.n_sft} trajectory "
         f"and {job.n_rl} RL tasks asked")  # fmt: skip
@@ -59,7 +68,10 @@ def main(smk, log):
     for r, (req, res) in enumerate(zip(q_reqs, q_res)):
         name = req.id.split("/")[1]
         if res.error:
-            rejects.add("questioner", req.id, res.error)
+            if res.retryable:
+                missing["questioner"].append(res)
+            else:
+                rejects.add("questioner", req.id, res.error)
             continue
         found, problems = parse_tasks(res.text, category, name)
         for t in found:  # ids stay unique across the batches and requests of one (category, workspace)
@@ -95,6 +107,12 @@ def main(smk, log):
     i_tpl = load_template(smk.input.inspector)
     to_judge = []
     for traj in trajs:
+        if traj.stop == "error":  # the solver's teacher call failed: unanswered, or refused for its content
+            if traj.retryable:
+                missing["solver"].append(traj)
+            else:
+                rejects.add("solver", traj.id, traj.error)
+            continue
         reasons = deterministic_checks(traj)
         if reasons:
             rejects.add("inspector (deterministic)", traj.id, "; ".join(reasons))
@@ -105,14 +123,19 @@ def main(smk, log):
     i_res, i_tot = run_requests(settings, i_reqs, cache, log=log, progress=False)
     cache.close()
     for traj, res in zip(to_judge, i_res):
-        verdict = parse_verdict(res.text) if not res.error else None
-        if verdict is None:
-            rejects.add("inspector", traj.id, res.error)
-        elif not verdict.accept:
+        if res.error:
+            if res.retryable:
+                missing["inspector"].append(res)
+            else:
+                rejects.add("inspector", traj.id, res.error)
+            continue
+        verdict = parse_verdict(res.text)
+        if not verdict.accept:
             rejects.add("inspector", traj.id, "rejected by the inspector: " + "; ".join(verdict.reasons))
         else:
             sft.append(sft_record(by_id[traj.id], traj))
 
+    unanswered = report_missing(missing, settings, log)
     write_jsonl(smk.output.sft, sft)
     write_jsonl(smk.output.rl, rl)
     write_jsonl(smk.output.rejects, rejects)
@@ -120,7 +143,7 @@ def main(smk, log):
     write_json(smk.output.metrics, {"category": category, "workspace": job.workspace, "batch": job.batch,
                                     "tasks": len(tasks), "trajectories": len(trajs),
                                     "accepted": len(sft), "rl_tasks": len(rl), "rejected": len(rejects),
-                                    "reject_reasons": rejects.counts(), "llm": llm})  # fmt: skip
+                                    "reject_reasons": rejects.counts(), "missing": unanswered, "llm": llm})  # fmt: skip
     log(f"{category}: {len(sft)} trajectories accepted, {len(rl)} RL tasks, {len(rejects)} rejected {rejects.counts()}")
     for r in rejects:
         log(f"  rejected {r['id']} ({r['where']}): {r['reason']}")

@@ -44,6 +44,14 @@ def test_always_unreadable_verdicts_follow_the_policy_and_are_counted(policy, ex
     assert stats.per_item == [expected] and stats.unparseable == 1 and server.requests == 3
 
 
+def test_a_judge_call_left_unanswered_drops_the_terms_instead_of_scoring_lowest():
+    with FakeOpenAI(fault_plan=lambda n, body: "500") as server:
+        stats = judge(settings(server), load_templates(PROMPTS), [JudgeItem("a", "qa", "Q?", "42", TRAJ)],
+                      ResponseCache(None), parse_retries=1, on_unparseable="lowest")  # fmt: skip
+    assert stats.per_item == [None] and stats.unanswered == 1 and stats.unparseable == stats.scored_lowest == 0
+    assert server.requests == 1  # no reminder is sent after a transport failure
+
+
 def test_preflight_stops_with_one_line(monkeypatch):
     with FakeOpenAI() as server:
         s = settings(server)

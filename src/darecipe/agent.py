@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from .chat import prompt_ids
-from .llm import LLMRequest, LLMSettings, ResponseCache, Totals, run_requests
+from .llm import LLMRequest, LLMResult, LLMSettings, ResponseCache, Totals, run_requests
 from .rollout import Episode
 from .sandbox import ExecResult, SandboxLimits
 
@@ -40,6 +40,7 @@ class Trajectory:
     results: list[ExecResult] = field(default_factory=list)
     error: str | None = None
     no_code_turns: int = 0
+    retryable: bool = False  # stopped by a teacher request that went unanswered (not the content's fault)
 
     @property
     def exec_ok(self) -> int:
@@ -65,10 +66,10 @@ def run_agents(generate: Generator, states: list[State], workspaces: list[Path],
     episodes = [Episode(ws, limits, max_turns=max_turns, on_no_code=on_no_code) for ws in workspaces]
     done: dict[int, Trajectory] = {}
 
-    def finish(i: int, stop: str, error: str | None = None) -> None:
+    def finish(i: int, stop: str, error: str | None = None, retryable: bool = False) -> None:
         s, ep = states[i], episodes[i]
         done[i] = Trajectory(s.id, s.prompt, ep.text, ep.turns, stop == "answer", stop, list(ep.results), error,
-                             ep.no_code_turns)  # fmt: skip
+                             ep.no_code_turns, retryable)  # fmt: skip
 
     turn = 0
     try:
@@ -79,7 +80,9 @@ def run_agents(generate: Generator, states: list[State], workspaces: list[Path],
             for i, out in zip(active, outs):
                 if out is None:
                     episodes[i].turns += 1
-                    finish(i, "error", "generation failed")
+                    # A generator that knows why (ChatGenerator) says so: unanswered is not the same as refused.
+                    fail = getattr(generate, "failures", {}).get(states[i].id)
+                    finish(i, "error", fail.error if fail else "generation failed", bool(fail and fail.retryable))
                     continue
                 step = episodes[i].step(out)
                 states[i].text = episodes[i].text
@@ -114,6 +117,7 @@ class ChatGenerator:
     def __init__(self, settings: LLMSettings, cache: ResponseCache, system: str | Callable[[State], str], log=None):
         self.settings, self.cache, self.system, self.log = settings, cache, system, log
         self.totals = Totals()
+        self.failures: dict[str, LLMResult] = {}  # state id -> its failed request (error, retryable)
 
     def __call__(self, states: list[State]) -> list[str | None]:
         reqs = []
@@ -123,6 +127,7 @@ class ChatGenerator:
         results, totals = run_requests(self.settings, reqs, self.cache, log=self.log, progress=False)
         for k, v in totals.as_dict().items():
             setattr(self.totals, k, getattr(self.totals, k) + v)
+        self.failures.update({s.id: r for s, r in zip(states, results) if r.error})
         return [r.text for r in results]
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import re
+import string
 from pathlib import Path
 
 import yaml
@@ -114,6 +115,44 @@ def _deepest_relevant(err):
     return err
 
 
+# The placeholders each configured command may use.
+COMMAND_FIELDS = {
+    "llm.local.serve_command": ("model", "port", "name", "gpus"),
+    "llm.local.run_batch_command": ("input", "output", "model", "name", "gpus"),
+}
+
+
+def render_command(command, field: str, **values) -> list[str]:
+    """A configured argv with its `{placeholders}` filled in; a placeholder that names no known value is a
+    ConfigError naming the field."""
+    argv = []
+    for arg in command:
+        names = [n for _, n, _, _ in string.Formatter().parse(str(arg)) if n is not None]
+        unknown = [n for n in names if n not in values]
+        if unknown:
+            raise ConfigError(f"{field}: unknown placeholder {{{unknown[0]}}} in {arg!r} (known: "
+                              f"{', '.join('{' + k + '}' for k in values)})")  # fmt: skip
+        argv.append(str(arg).format(**{k: str(v) for k, v in values.items()}))
+    return argv
+
+
+def check_llm(config: dict, sources: str = "config") -> None:
+    """A local teacher needs its weights, and its commands may only use the placeholders they are given."""
+    llm = config["llm"]
+    if llm["backend"] != "vllm":
+        return
+    model = llm["local"]["model"]
+    if not model or not Path(model).is_dir():
+        raise ConfigError(f"{sources}: llm.local.model: {'required' if not model else f'{model} is not a directory'} "
+                          "(the teacher's weights, served by vLLM when llm.backend is 'vllm')")  # fmt: skip
+    for key in ("serve_command", "run_batch_command"):
+        field = f"llm.local.{key}"
+        try:
+            render_command(llm["local"][key], field, **{k: "x" for k in COMMAND_FIELDS[field]})
+        except (ConfigError, ValueError, IndexError) as e:
+            raise ConfigError(f"{sources}: {e}" if isinstance(e, ConfigError) else f"{sources}: {field}: {e}") from None
+
+
 def made_by_a_rule(path: str | Path, config: dict) -> bool:
     """A path that a download rule fills (resources/data/raw/<source>/..., or the released data's download folder)
     exists only after that rule ran."""
@@ -175,6 +214,7 @@ def check_paths(config: dict, sources: str = "config") -> None:
     released = config["data"]["released"]
     if config["data"]["source"] != "synthesised" and released["path"]:
         dirs["data.released.path"] = released["path"]
+    check_llm(config, sources)
     for key, path in dirs.items():
         if not Path(path).is_dir() and not made_by_a_rule(path, config):
             raise ConfigError(f"{sources}: {key}: directory {path} does not exist")

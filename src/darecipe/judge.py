@@ -8,7 +8,9 @@ Each method's prompt asks what the public release's judge asked (docs/reward.md)
 Replies are parsed robustly (a JSON object anywhere, code fences, trailing commas, "SCORE: n"); a reply that
 still cannot be read is asked again with a reminder, then scored as `judge.on_unparseable` says (`lowest`: the
 bottom of the scale, `drop`: the terms are left out) and counted. The judge model and each prompt's file name and
-digest form the judge's identity, logged with every rollout.
+digest form the judge's identity, logged with every rollout. A call left unanswered after its retries
+(transport, limits, server) says nothing about the rollout: its terms are dropped and counted apart
+(`unanswered`), never scored lowest.
 """
 
 from __future__ import annotations
@@ -44,9 +46,11 @@ class JudgeStats:
     unparseable: int = 0
     scored_lowest: int = 0
     dropped: int = 0
+    unanswered: int = 0  # calls that got no reply (their terms dropped)
     per_item: list[dict | None] = field(default_factory=list)
     asked: list[int] = field(default_factory=list)  # times each item was asked (a reminder asks again)
     unreadable: list[bool] = field(default_factory=list)  # no readable verdict in the end
+    no_reply: list[bool] = field(default_factory=list)  # the call went unanswered (transport, limits, server)
 
 
 def _json_objects(reply: str) -> list[str]:
@@ -114,7 +118,8 @@ def prompt_versions(paths: dict[str, str]) -> dict[str, str]:
 def judge(settings: LLMSettings, templates: dict[str, Template], items: list[JudgeItem], cache: ResponseCache,
           parse_retries: int = 1, on_unparseable: str = "lowest", log=None) -> JudgeStats:  # fmt: skip
     """Score every item; `stats.per_item[i]` is the judge dict for the reward (None = judge terms dropped)."""
-    stats = JudgeStats(per_item=[None] * len(items), asked=[0] * len(items), unreadable=[False] * len(items))
+    stats = JudgeStats(per_item=[None] * len(items), asked=[0] * len(items), unreadable=[False] * len(items),
+                       no_reply=[False] * len(items))  # fmt: skip
     pending = list(range(len(items)))
     messages = {i: judge_messages(templates, items[i]) for i in pending}
     for attempt in range(parse_retries + 1):
@@ -125,6 +130,10 @@ def judge(settings: LLMSettings, templates: dict[str, Template], items: list[Jud
             stats.asked[i] += 1
         still = []
         for i, res in zip(pending, results):
+            if res.error and res.retryable:
+                stats.unanswered += 1
+                stats.no_reply[i] = True
+                continue
             scores = parse_scores(res.text, items[i].method)
             if scores is None:
                 still.append(i)

@@ -1,9 +1,18 @@
 """The teacher / judge LLM layer every synthesis stage uses.
 
 - `openai` backend: the `openai` package's async client against any OpenAI-compatible endpoint, many requests
-  in flight, retries with exponential backoff on 429 / 5xx / timeouts / connection errors / unparseable bodies.
+  in flight, paced by the provider's rate limits (`ratelimit.py`: requests and tokens per minute, `Retry-After`,
+  `x-ratelimit-*` headers, a concurrency window that halves on 429), retried with exponential backoff on 429 /
+  5xx / timeouts / connection errors / unparseable bodies.
+- `vllm` backend: the same client against a vLLM server the job starts on its own GPUs (`serving.local_teacher`).
+- `mode: batch` (one-shot steps only): the OpenAI Batch API, or `vllm run-batch` for the vllm backend
+  (`llm_batch.py`), priced at the batch rate.
 - `replay` backend: recorded responses shipped in the repository (the embedded default has no teacher model).
 - A per-shard append-only cache: a rule killed at any moment and rerun repeats no completed request.
+
+A request that failed only for transport, limit, server or account reasons is *unanswered* (`retryable`): the
+rule reports it missing and a rerun asks again. Only the content's own failures (the provider refuses the
+request itself, HTTP 400/413/422, or the reply stays empty) are final and may become rejects.
 
 Requests are keyed by model, sampling parameters and the rendered messages only (no paths, no host names),
 so the same key finds a response in the cache and in the recordings. The API key is read from the environment
@@ -23,8 +32,50 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .io import InputError, read_jsonl
+from .ratelimit import Gate, Limits, RateState, retry_after_s
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+# The request itself is refused (too long, malformed for this model): asking again cannot help.
+CONTENT_STATUS = {400, 413, 422}
+EMPTY = "teacher reply empty"
+
+
+def final_error(reason: str) -> str:
+    """The reject reason of a request that failed for its content."""
+    return reason if reason.startswith(EMPTY) else f"teacher request refused, {reason}"
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """`llm.batch`: the provider's batch limits and how long to wait."""
+
+    max_requests: int = 50_000  # per input file (OpenAI's limit)
+    max_bytes: int = 200_000_000  # per input file (OpenAI: 200 MB)
+    completion_window: str = "24h"
+    poll_s: float = 60.0
+    max_rounds: int = 3  # batches per request before it counts as unanswered (or goes online)
+    leftovers: str = "online"  # online: requests no batch answered are sent online; missing: reported missing
+
+    @classmethod
+    def from_config(cls, cfg: dict | None) -> "BatchSettings":
+        return cls(**{k: v for k, v in (cfg or {}).items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class LocalTeacher:
+    """`llm.local`: the teacher's weights served by vLLM inside the job (backend `vllm`)."""
+
+    model: str = ""  # weights directory ({model})
+    gpus: int = 1  # {gpus}: tensor-parallel size
+    serve_command: tuple = ()  # argv with {model} {port} {name} {gpus}
+    run_batch_command: tuple = ()  # argv with {input} {output} {model} {name} {gpus}
+    startup_timeout_s: float = 1800.0
+
+    @classmethod
+    def from_config(cls, cfg: dict | None) -> "LocalTeacher":
+        cfg = cfg or {}
+        return cls(cfg.get("model") or "", cfg.get("gpus", 1), tuple(cfg.get("serve_command", ())),
+                   tuple(cfg.get("run_batch_command", ())), cfg.get("startup_timeout_s", 1800.0))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -42,7 +93,13 @@ class LLMSettings:
     sampling: dict = field(default_factory=dict)
     price_input_per_mtok: float = 0.0
     price_output_per_mtok: float = 0.0
+    price_batch_factor: float = 0.5  # batch requests cost this share of the online price
     recordings: str | None = None
+    mode: str = "online"  # online | batch (batch: only where the caller allows it, see run_requests)
+    limits: Limits = field(default_factory=Limits)
+    on_missing: str = "fail"  # fail | write
+    batch: BatchSettings = field(default_factory=BatchSettings)
+    local: LocalTeacher = field(default_factory=LocalTeacher)
 
     @classmethod
     def from_config(cls, cfg: dict) -> "LLMSettings":
@@ -61,8 +118,22 @@ class LLMSettings:
             sampling=dict(cfg.get("sampling", {})),
             price_input_per_mtok=price.get("input_per_mtok", 0.0),
             price_output_per_mtok=price.get("output_per_mtok", 0.0),
+            price_batch_factor=price.get("batch_factor", 0.5),
             recordings=cfg.get("recordings"),
+            mode=cfg.get("mode", "online"),
+            limits=Limits.from_config(cfg.get("limits")),
+            on_missing=cfg.get("on_missing", "fail"),
+            batch=BatchSettings.from_config(cfg.get("batch")),
+            local=LocalTeacher.from_config(cfg.get("local")),
         )
+
+    @property
+    def max_output_tokens(self) -> int | None:
+        return self.sampling.get("max_completion_tokens") or self.sampling.get("max_tokens")
+
+    def body(self, messages: list[dict]) -> dict:
+        """The chat-completion request body (online, and each line of a batch)."""
+        return {"model": self.model, "messages": messages, **self.sampling}
 
 
 @dataclass
@@ -81,10 +152,20 @@ class LLMResult:
     attempts: int = 0
     cached: bool = False
     error: str | None = None
+    retryable: bool = False  # failed for transport/limit/server/account reasons: unanswered, not a reject
+    batch: bool = False  # answered through a batch (priced at the batch rate)
 
 
 class LLMError(InputError):
     """A configuration or recording problem that stops the rule (one line)."""
+
+
+class MissingResponses(InputError):
+    """Teacher requests still unanswered after their retries: the rule fails so that a rerun asks them again."""
+
+
+class EmptyCompletion(ValueError):
+    """A well-formed reply without text (e.g. cut at max_tokens before any content)."""
 
 
 def request_key(model: str, sampling: dict, messages: list[dict]) -> str:
@@ -112,7 +193,9 @@ class ResponseCache:
     def get(self, key: str) -> dict | None:
         return self.entries.get(key)
 
-    def put(self, key: str, rec_id: str, text: str, prompt_tokens: int, completion_tokens: int) -> None:
+    def put(self, key: str, rec_id: str, text: str, prompt_tokens: int, completion_tokens: int,
+            sync: bool = True) -> None:  # fmt: skip
+        """Add a response; `sync=False` leaves the fsync to a later `sync()` (a batch's many answers)."""
         rec = {"key": key, "id": rec_id, "text": text, "prompt_tokens": prompt_tokens,
                "completion_tokens": completion_tokens}  # fmt: skip
         self.entries[key] = rec
@@ -125,8 +208,13 @@ class ResponseCache:
                 # A previous attempt may have died mid-line: start on a fresh line.
                 self._fh.write("\n")
         self._fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        if sync:
+            self.sync()
+
+    def sync(self) -> None:
+        if self._fh:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
 
     def close(self) -> None:
         if self._fh:
@@ -166,7 +254,12 @@ class Totals:
     responses: int = 0
     from_cache: int = 0
     failed: int = 0
+    missing: int = 0  # of the failed: unanswered (transport, limits, server), asked again by a rerun
     retries: int = 0
+    rate_limited: int = 0  # 429 replies
+    batches: int = 0  # batches submitted
+    batch_requests: int = 0  # requests submitted in them
+    batch_responses: int = 0  # of the responses: answered through a batch
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
@@ -186,25 +279,39 @@ def _api_key(settings: LLMSettings) -> str:
     return value
 
 
-def _retryable(exc: Exception) -> tuple[bool, str]:
+def _classify(exc: Exception) -> tuple[bool, bool, str]:
+    """(worth retrying, the content's fault, reason) for a failed request."""
     import openai
 
     if isinstance(exc, openai.APIStatusError):
-        return exc.status_code in RETRYABLE_STATUS or exc.status_code >= 500, f"HTTP {exc.status_code}"
+        status = exc.status_code
+        body = exc.body if isinstance(exc.body, dict) else {}
+        err = body.get("error", body) if isinstance(body.get("error", body), dict) else {}
+        detail = str(err.get("message") or "")[:200]
+        reason = f"HTTP {status}" + (f": {detail}" if detail else "")
+        if status == 429 and err.get("code") == "insufficient_quota":
+            return False, False, reason  # billing: waiting will not help, but the request is not at fault
+        if status in CONTENT_STATUS:
+            return False, True, reason
+        return status in RETRYABLE_STATUS or status >= 500, False, reason
     if isinstance(exc, openai.APITimeoutError):
-        return True, "timeout"
+        return True, False, "timeout"
     if isinstance(exc, openai.APIConnectionError):
-        return True, f"connection error ({type(exc.__cause__).__name__ if exc.__cause__ else 'closed'})"
+        return True, False, f"connection error ({type(exc.__cause__).__name__ if exc.__cause__ else 'closed'})"
+    if isinstance(exc, EmptyCompletion):
+        return True, True, f"{EMPTY} ({exc})"
     if isinstance(exc, (openai.APIResponseValidationError, ValueError)):
-        return True, f"unparseable response ({type(exc).__name__})"
-    return False, f"{type(exc).__name__}: {exc}"
+        return True, False, f"unparseable response ({type(exc).__name__})"
+    return False, False, f"{type(exc).__name__}: {exc}"
 
 
 def run_requests(settings: LLMSettings, requests: list[LLMRequest], cache: ResponseCache, log=None,
-                 progress: bool = True) -> tuple[list[LLMResult], Totals]:  # fmt: skip
-    """Answer every request (cache first), in input order; a request that keeps failing gets `error` set."""
+                 progress: bool = True, batch_ok: bool = False) -> tuple[list[LLMResult], Totals]:  # fmt: skip
+    """Answer every request (cache first), in input order; a request that keeps failing gets `error` set, and
+    `retryable` when it was not the content's fault. `batch_ok`: the caller's requests are one-shot, so
+    `llm.mode: batch` may send them as a batch (multi-turn callers leave it off and stay online)."""
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        return runner.run(_run(settings, requests, cache, log, progress))
+        return runner.run(_run(settings, requests, cache, log, progress, batch_ok))
 
 
 def event_loop_factory():
@@ -216,7 +323,7 @@ def event_loop_factory():
     return uvloop.new_event_loop
 
 
-async def _run(settings, requests, cache, log, progress):
+async def _run(settings, requests, cache, log, progress, batch_ok):
     start = time.monotonic()
     totals = Totals()
     results: list[LLMResult | None] = [None] * len(requests)
@@ -233,51 +340,65 @@ async def _run(settings, requests, cache, log, progress):
     bar = _progress_bar(len(requests), totals.from_cache, settings.model, progress)
     try:
         if settings.backend == "replay":
-            recordings = Recordings(settings.recordings or "resources/recordings")
-            missing = [(req, key) for _, req, key in pending if key not in recordings.by_key]
-            if missing:
-                dump = cache.path.with_suffix(".missing.jsonl") if cache.path else None
-                if dump:
-                    dump.parent.mkdir(parents=True, exist_ok=True)
-                    with open(dump, "w", encoding="utf-8") as f:
-                        for req, key in missing:
-                            f.write(json.dumps({"id": req.id, "key": key, "messages": req.messages}, ensure_ascii=False) + "\n")
-                raise recordings.missing_error(missing, dump)
-            for i, req, key in pending:
-                text = recordings.by_key[key]
-                results[i] = LLMResult(req.id, key, text, attempts=0)
-                cache.put(key, req.id, text, 0, 0)
-                totals.responses += 1
-                bar.update(1)
+            _replay(settings, pending, cache, results, totals, bar)
         elif pending:
 
             def record(i: int, res: LLMResult) -> None:
-                if res.text is not None:
+                if res.text is not None and cache.get(res.key) is None:  # batch answers are cached as they arrive
                     cache.put(res.key, res.id, res.text, res.prompt_tokens, res.completion_tokens)
                 results[i] = res
                 bar.update(1)
 
+            if batch_ok and settings.mode == "batch":
+                from .llm_batch import answer_in_batches
+
+                pending = await answer_in_batches(settings, pending, cache, totals, log, record)
             if settings.client_processes > 1 and len(pending) > settings.client_processes:
                 for i, res in _in_processes(settings, pending, totals, log):
                     record(i, res)
-            else:
+            elif pending:
                 await _answer(settings, pending, totals, log, record)
     finally:
         bar.close()
+    cost = 0.0
     for r in results:
         if r.error is None and not r.cached:
             totals.prompt_tokens += r.prompt_tokens
             totals.completion_tokens += r.completion_tokens
-    totals.cost_usd = (totals.prompt_tokens * settings.price_input_per_mtok
-                       + totals.completion_tokens * settings.price_output_per_mtok) / 1e6  # fmt: skip
+            usd = (r.prompt_tokens * settings.price_input_per_mtok + r.completion_tokens * settings.price_output_per_mtok) / 1e6
+            cost += usd * (settings.price_batch_factor if r.batch else 1.0)
+        elif r.error is not None:
+            totals.failed += 1
+            totals.missing += r.retryable
+    totals.cost_usd = cost
     totals.seconds = time.monotonic() - start
     return results, totals
 
 
+def _replay(settings, pending, cache, results, totals, bar) -> None:
+    recordings = Recordings(settings.recordings or "resources/recordings")
+    missing = [(req, key) for _, req, key in pending if key not in recordings.by_key]
+    if missing:
+        dump = cache.path.with_suffix(".missing.jsonl") if cache.path else None
+        if dump:
+            dump.parent.mkdir(parents=True, exist_ok=True)
+            with open(dump, "w", encoding="utf-8") as f:
+                for req, key in missing:
+                    f.write(json.dumps({"id": req.id, "key": key, "messages": req.messages}, ensure_ascii=False) + "\n")
+        raise recordings.missing_error(missing, dump)
+    for i, req, key in pending:
+        text = recordings.by_key[key]
+        results[i] = LLMResult(req.id, key, text, attempts=0)
+        cache.put(key, req.id, text, 0, 0)
+        totals.responses += 1
+        bar.update(1)
+
+
 def _in_processes(settings: LLMSettings, pending: list, totals: Totals, log):
     """Answer `pending` from `client_processes` forked workers, each an async client with its share of the
-    requests in flight; yields (index, result) as they arrive. One client process spends about 0.7 ms of CPU per
-    request in the openai package, which caps it near 1,400 requests/s: more processes lift that ceiling."""
+    requests in flight and of the rate limits; yields (index, result) as they arrive. One client process spends
+    about 0.7 ms of CPU per request in the openai package, which caps it near 1,400 requests/s: more processes
+    lift that ceiling."""
     import dataclasses
     import multiprocessing
     import queue as queue_mod
@@ -288,7 +409,8 @@ def _in_processes(settings: LLMSettings, pending: list, totals: Totals, log):
     n = settings.client_processes
     ctx = multiprocessing.get_context("fork")
     q = ctx.Queue()
-    share = dataclasses.replace(settings, max_in_flight=max(1, -(-settings.max_in_flight // n)), client_processes=1)
+    share = dataclasses.replace(settings, max_in_flight=max(1, -(-settings.max_in_flight // n)), client_processes=1,
+                                limits=settings.limits.scaled(1 / n))  # fmt: skip
     workers = [ctx.Process(target=_worker, args=(share, pending[k::n], q, log), daemon=True) for k in range(n)]
     for w in workers:
         w.start()
@@ -316,15 +438,26 @@ def _in_processes(settings: LLMSettings, pending: list, totals: Totals, log):
                 w.kill()
 
 
+# One rate state per endpoint, model and limits in this process: the agent loop calls run_requests once per
+# turn, and each call must see what the previous ones spent and learned.
+_RATE_STATES: dict[tuple, RateState] = {}
+
+
+def rate_state(settings: LLMSettings) -> RateState:
+    key = (settings.base_url, settings.model, settings.limits, settings.max_in_flight)
+    if key not in _RATE_STATES:
+        _RATE_STATES[key] = RateState(settings.limits, settings.max_in_flight)
+    return _RATE_STATES[key]
+
+
 async def _answer(settings: LLMSettings, items: list, totals: Totals, log, on_result) -> None:
-    """Send `items` ((index, request, key)) through one async client, `max_in_flight` at a time, calling
-    `on_result(index, result)` as each request ends."""
+    """Send `items` ((index, request, key)) through one async client, as the rate limits and the concurrency
+    window allow, calling `on_result(index, result)` as each request ends."""
     client = _client(settings)
-    sem = asyncio.Semaphore(settings.max_in_flight)
+    gate = Gate(rate_state(settings))
 
     async def one(i, req, key):
-        async with sem:
-            res = await _complete(client, settings, req, key, totals, log)
+        res = await _complete(client, settings, req, key, totals, log, gate)
         on_result(i, res)
 
     try:
@@ -337,7 +470,7 @@ def _worker(settings: LLMSettings, items: list, q, log) -> None:
     async def main():
         totals = Totals()
         await _answer(settings, items, totals, log, lambda i, res: q.put((i, res)))
-        q.put(("totals", {k: getattr(totals, k) for k in ("requests_sent", "responses", "failed", "retries")}))
+        q.put(("totals", {k: getattr(totals, k) for k in ("requests_sent", "responses", "retries", "rate_limited")}))
 
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         runner.run(main())
@@ -348,7 +481,7 @@ def _worker(settings: LLMSettings, items: list, q, log) -> None:
     os._exit(0)
 
 
-def _client(settings: LLMSettings):
+def _client(settings: LLMSettings, max_retries: int = 0):
     import httpx2  # the HTTP library openai 3.x is built on
     from openai import AsyncOpenAI, DefaultAioHttpClient
 
@@ -358,7 +491,9 @@ def _client(settings: LLMSettings):
         api_key=_api_key(settings),
         base_url=settings.base_url,
         timeout=settings.timeout_s,
-        max_retries=0,  # retries are ours: counted, logged, with our backoff
+        # Chat completions: retries are ours (counted, logged, and shared through the rate state: the SDK's own
+        # honour Retry-After per request but know nothing of the other requests in flight).
+        max_retries=max_retries,
         http_client=DefaultAioHttpClient(
             timeout=settings.timeout_s,
             limits=httpx2.Limits(max_connections=settings.max_in_flight, max_keepalive_connections=settings.max_in_flight),
@@ -366,45 +501,89 @@ def _client(settings: LLMSettings):
     )
 
 
-async def _complete(client, settings: LLMSettings, req: LLMRequest, key: str, totals: Totals, log) -> LLMResult:
-    last = ""
+async def _complete(client, settings: LLMSettings, req: LLMRequest, key: str, totals: Totals, log,
+                    gate: Gate) -> LLMResult:  # fmt: skip
+    state = gate.state
+    cost = state.estimate(req.messages, settings.max_output_tokens)
+    last, content = "", False
     for attempt in range(1, settings.max_retries + 2):
+        await gate.acquire(cost)
         totals.requests_sent += 1
+        wait = None
         try:
-            data = await _chat_completion(client, settings, req.messages)
+            data, headers = await _chat_completion(client, settings, req.messages)
+            state.observe(headers, time.monotonic())
+            usage = data.get("usage") or {}
+            prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+            state.settle(cost, prompt + completion if usage else None)
+            state.learn_usage(req.messages, prompt, completion)
             choices = data.get("choices") or []
             text = (choices[0].get("message") or {}).get("content") if choices else None
             if not isinstance(text, str) or not text:
-                raise ValueError("no completion text in the response")
-            usage = data.get("usage") or {}
+                why = choices[0].get("finish_reason") if choices else "no choices"
+                raise EmptyCompletion(f"finish_reason: {why}")
+            state.succeeded()
             totals.responses += 1
-            return LLMResult(req.id, key, text, int(usage.get("prompt_tokens") or 0),
-                             int(usage.get("completion_tokens") or 0), attempt)  # fmt: skip
+            return LLMResult(req.id, key, text, prompt, completion, attempt)
         except Exception as exc:  # noqa: BLE001 - classified below; non-retryable ones end the request
-            retry, last = _retryable(exc)
+            retry, content, last = _classify(exc)
+            headers = getattr(getattr(exc, "response", None), "headers", None)
+            if getattr(exc, "status_code", None) == 429:
+                state.refund(cost)
+                totals.rate_limited += 1
+                wait = state.rate_limited_reply(headers, time.monotonic(), _backoff(settings, attempt))
+            elif headers is not None:
+                state.observe(headers, time.monotonic())
+                wait = retry_after_s(headers)
             if not retry or attempt > settings.max_retries:
                 break
-            totals.retries += 1
-            delay = min(settings.backoff_max_s, settings.backoff_s * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
-            if log:
-                log(f"{req.id}: {last}; retry {attempt}/{settings.max_retries} in {delay:.1f} s")
-            await asyncio.sleep(delay)
-    totals.failed += 1
-    return LLMResult(req.id, key, None, attempts=attempt, error=f"llm failed after {attempt} attempt(s): {last}")
+        finally:
+            gate.release()
+        totals.retries += 1
+        delay = wait if wait is not None else _backoff(settings, attempt)
+        if log:
+            log(f"{req.id}: {last}; retry {attempt}/{settings.max_retries} in {delay:.1f} s")
+        await asyncio.sleep(delay)
+    if content:
+        return LLMResult(req.id, key, None, attempts=attempt, error=final_error(last))
+    return LLMResult(req.id, key, None, attempts=attempt, retryable=True,
+                     error=f"no answer after {attempt} attempt(s): {last}")  # fmt: skip
 
 
-async def _chat_completion(client, settings: LLMSettings, messages: list[dict]) -> dict:
-    """POST /chat/completions through the client's transport, retries and errors, but with the request body
-    passed as plain JSON and the reply parsed with `json`: the SDK's typed request transform and response
-    models cost about 1 ms per request, which caps throughput at a few hundred requests per second."""
+def _backoff(settings: LLMSettings, attempt: int) -> float:
+    return min(settings.backoff_max_s, settings.backoff_s * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+
+
+async def _chat_completion(client, settings: LLMSettings, messages: list[dict]) -> tuple[dict, object]:
+    """POST /chat/completions through the client's transport and errors, but with the request body passed as
+    plain JSON and the reply parsed with `json`: the SDK's typed request transform and response models cost
+    about 1 ms per request, which caps throughput at a few hundred requests per second. Returns the reply and
+    its headers (rate-limit state)."""
     import httpx2
 
-    body = {"model": settings.model, "messages": messages, **settings.sampling}
-    raw = await client.post("/chat/completions", body=body, cast_to=httpx2.Response)
+    raw = await client.post("/chat/completions", body=settings.body(messages), cast_to=httpx2.Response)
     data = json.loads(raw.content)
     if not isinstance(data, dict):
         raise ValueError("response body is not a JSON object")
-    return data
+    return data, raw.headers
+
+
+def report_missing(missing: dict[str, list], settings: LLMSettings, log) -> dict[str, int]:
+    """Stop the rule when teacher requests stayed unanswered (`llm.on_missing: fail`), or say so and go on
+    (`write`). `missing` maps a role to its unanswered items, each with `.id` and `.error`. Returns the counts."""
+    counts = {role: len(items) for role, items in missing.items() if items}
+    total = sum(counts.values())
+    if not total:
+        return {}
+    first = next(item for items in missing.values() for item in items)
+    what = (f"{total} teacher request(s) unanswered ({', '.join(f'{r} {n}' for r, n in counts.items())}; first: "
+            f"{first.id}: {first.error})")  # fmt: skip
+    if settings.on_missing == "fail":
+        raise MissingResponses(f"{what}. Answered requests are cached: a plain rerun asks exactly these again "
+                               "(or set llm.on_missing: write to keep what was answered)")  # fmt: skip
+    log(f"WARNING: {what}; llm.on_missing: write, so the outputs are written without them (metrics 'missing'). "
+        "To complete them later, rerun this rule with --forcerun: answered requests come from the cache.")  # fmt: skip
+    return counts
 
 
 def _progress_bar(total: int, done: int, model: str, enabled: bool):

@@ -30,7 +30,7 @@ def score_episodes(episodes: list[EpisodeOutcome], judge: Judge | None, step: in
         for e in episodes
     ]
     verdicts: list[dict | None] = [None] * len(episodes)
-    asked, unreadable = [0] * len(episodes), [False] * len(episodes)
+    asked, unreadable, no_reply = [0] * len(episodes), [False] * len(episodes), [False] * len(episodes)
     if judge is not None:
         todo = [i for i, x in enumerate(inputs) if compute_reward(x).gate is None]
         items = [JudgeItem(f"step{step}-{i}", episodes[i].method, episodes[i].task, episodes[i].ground_truth,
@@ -39,14 +39,15 @@ def score_episodes(episodes: list[EpisodeOutcome], judge: Judge | None, step: in
             stats = judge.score(items)
             for k, i in enumerate(todo):
                 verdicts[i], asked[i], unreadable[i] = stats.per_item[k], stats.asked[k], stats.unreadable[k]
+                no_reply[i] = stats.no_reply[k]
     results = []
-    for e, x, verdict, n, bad in zip(episodes, inputs, verdicts, asked, unreadable):
+    for e, x, verdict, n, bad, lost in zip(episodes, inputs, verdicts, asked, unreadable, no_reply):
         x.judge = verdict
         res = compute_reward(x)
         results.append(res)
         infos = {k: v for k, v in e.infos.items() if k != "text"}
         log_rollout({"step": step, "method": e.method, "reward": res.reward, "gate": res.gate, "terms": res.terms,
-                     "judge": verdict, "judge_requests": n, "judge_unreadable": bad,
+                     "judge": verdict, "judge_requests": n, "judge_unreadable": bad, "judge_unanswered": lost,
                      "judge_identity": judge.identity if judge else None,
                      **infos})  # fmt: skip
     return results

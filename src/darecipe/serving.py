@@ -1,14 +1,17 @@
-"""Generation for evaluation on the cluster: an OpenAI-compatible server (vLLM) started inside the GPU job,
-used through `/v1/completions`, and stopped after it.
+"""OpenAI-compatible servers (vLLM) started inside a GPU job and stopped after it:
 
-The trained models continue one assistant message (tags inline, `<Execute>` observations appended by the
-environment), so prompts are rendered locally with the checkpoint's chat template (`chat.prompt_ids`, the same ids
-training saw) and sent as token ids: text would be tokenised again by the server, which may add a second BOS.
+- evaluation: the trained models continue one assistant message (tags inline, `<Execute>` observations
+  appended by the environment), so prompts are rendered locally with the checkpoint's chat template
+  (`chat.prompt_ids`, the same ids training saw) and sent as token ids: text would be tokenised again by
+  the server, which may add a second BOS;
+- the local teacher (`llm.backend: vllm`): the synthesis job serves the teacher's weights on its own GPUs and
+  the LLM layer talks to it as to any chat endpoint (`local_teacher`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import socket
@@ -16,10 +19,13 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 from .agent import State
 from .chat import prompt_ids
+from .config import render_command
+from .llm import LLMError, LLMSettings
 
 
 def free_port() -> int:
@@ -30,12 +36,13 @@ def free_port() -> int:
 
 class ModelServer:
     """`with ModelServer(command, model_dir, log_path) as base_url:` — the command is a list of strings with
-    `{model}` and `{port}` placeholders (e.g. `vllm serve {model} --port {port} --served-model-name eval`)."""
+    `{model}` and `{port}` placeholders (e.g. `vllm serve {model} --port {port} --served-model-name eval`), and
+    any further ones given in `fields`."""
 
     def __init__(self, command: list[str], model_dir: Path, log_path: Path, startup_timeout_s: float = 900.0,
-                 port: int | None = None):  # fmt: skip
+                 port: int | None = None, fields: dict | None = None, config_field: str = "eval.server.command"):  # fmt: skip
         self.port = port or free_port()
-        self.argv = [a.format(model=str(model_dir), port=self.port) for a in command]
+        self.argv = render_command(command, config_field, model=model_dir, port=self.port, **(fields or {}))
         self.log_path, self.startup_timeout_s = Path(log_path), startup_timeout_s
         self.proc: subprocess.Popen | None = None
 
@@ -112,3 +119,28 @@ class CompletionsGenerator:
             return await asyncio.gather(*(one(s) for s in states))
         finally:
             await client.close()
+
+
+@contextmanager
+def local_teacher(settings: LLMSettings, log_path: Path, log, serve: bool = True):
+    """For `llm.backend: vllm`: serve the teacher's weights (`llm.local.serve_command`) on this job's GPUs for
+    the duration of the block, yielding settings pointed at it; any other backend, or `serve=False` (the job
+    runs `vllm run-batch` instead), passes through unchanged."""
+    if settings.backend != "vllm" or not serve:
+        yield settings
+        return
+    loc = settings.local
+    server = ModelServer(loc.serve_command, loc.model, log_path, loc.startup_timeout_s,
+                         fields={"name": settings.model, "gpus": loc.gpus}, config_field="llm.local.serve_command")  # fmt: skip
+    log(f"local teacher: starting `{' '.join(server.argv)}` (its log: {log_path})")
+    try:
+        base_url = server.__enter__()
+    except FileNotFoundError:
+        server._close()
+        raise LLMError(f"llm.local.serve_command: {server.argv[0]} not found (is vLLM installed in this job's "
+                       "environment?)") from None  # fmt: skip
+    try:
+        log(f"local teacher ready at {base_url}")
+        yield dataclasses.replace(settings, base_url=base_url, api_key_env=None)
+    finally:
+        server.__exit__()
