@@ -64,7 +64,7 @@ def teacher_plan(config: dict) -> dict:
 
     for rule, (n, source) in stage1_counts(config).items():
         kind = rule.removeprefix("stage1_")
-        add(rule, n, source, kind, t["file_turns"] if kind == "file" else 1)
+        add(rule, n, source, kind)  # one request per task (a file task's code is run after the reply)
     from .synthesis_plan import jobs, requests
 
     syn = config["synthesis"]
