@@ -136,8 +136,12 @@ def get_summary_base():
 
 
 def get_summary_trajectories():
-    """The pipeline's own stage-2 trajectories, when the config adds them to the summary module's traces."""
-    return get_interaction_sets() if config["summary"]["pipeline_trajectories"] else []
+    """The pipeline's own stage-2 trajectories (of the chosen categories), when the config adds them to the summary
+    module's traces."""
+    if not config["summary"]["pipeline_trajectories"]:
+        return []
+    chosen = config["summary"]["pipeline_categories"]
+    return [f"results/data/synthesis/{c}.jsonl" for c in INTERACTION_CATEGORIES if chosen is None or c in chosen]
 
 
 def summary_phase(wildcards):

@@ -5,13 +5,12 @@ Flag names are ms-swift 4.6's (`--tuner_type`, not 3.x's `--train_type`).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 PLUGIN = Path(__file__).with_name("swift_plugin.py")
 
 COMMON_FIXED = [
-    "--model_type", "qwen3",
-    "--template", "qwen3",
     # DeepAnalyze generates with an empty response prefix (no empty <think> block in front of every turn),
     # so training must not insert Qwen3's empty think block either: the model sees the same context in both.
     "--response_prefix", "",
@@ -28,6 +27,25 @@ COMMON_FIXED = [
     # SIGTERM / SIGINT / SIGUSR1 / SIGUSR2 (SLURM's warning before the time limit): save at the end of the step, stop.
     "--callbacks", "graceful_exit",
 ]  # fmt: skip
+
+
+def model_flags(model: Path) -> list[str]:
+    """`--model_type` / `--template` for a checkpoint, read from its config.json: a Llama with a ChatML chat
+    template (SmolLM2, the embedded default) trains with ms-swift's `chatml` template; Qwen3 checkpoints (the paper's
+    base) with `qwen3`. A directory not yet built (a dry run, a command-line test) is taken as Qwen3."""
+    cfg_path = Path(model) / "config.json"
+    if not cfg_path.is_file():
+        return ["--model_type", "qwen3", "--template", "qwen3"]
+    model_type = json.loads(cfg_path.read_text()).get("model_type")
+    if model_type == "llama":
+        tpl = Path(model) / "chat_template.jinja"
+        text = tpl.read_text() if tpl.is_file() else json.loads((Path(model) / "tokenizer_config.json").read_text()).get("chat_template", "")
+        if "<|im_start|>" not in (text or ""):
+            raise ValueError(f"{model}: a Llama checkpoint without a ChatML chat template; no ms-swift template is known for it")
+        return ["--model_type", "llama", "--template", "chatml"]
+    if model_type == "qwen3":
+        return ["--model_type", "qwen3", "--template", "qwen3"]
+    raise ValueError(f"{cfg_path}: model_type {model_type!r}: no ms-swift model type / template is known for it")
 
 
 def _training_args(hp: dict) -> list[str]:
@@ -79,7 +97,7 @@ def _fixed(hp: dict) -> list[str]:
 def sft_args(hp: dict, model: Path, datasets: list[Path], output_dir: Path, mask_execute: bool) -> list[str]:
     """`swift sft` arguments. `mask_execute` adds the loss-scale plugin (stage 2)."""
     args = ["--model", str(model), "--dataset", *map(str, datasets), "--output_dir", str(output_dir)]
-    args += _fixed(hp) + _training_args(hp)
+    args += model_flags(model) + _fixed(hp) + _training_args(hp)
     if hp.get("packing"):
         args += ["--packing", "true"]
     if mask_execute:
@@ -90,7 +108,7 @@ def sft_args(hp: dict, model: Path, datasets: list[Path], output_dir: Path, mask
 def grpo_args(hp: dict, model: Path, dataset: Path, output_dir: Path) -> list[str]:
     """`swift rlhf --rlhf_type grpo` arguments: multi-turn, stop at </Code>, reward at the end."""
     args = ["--rlhf_type", "grpo", "--model", str(model), "--dataset", str(dataset), "--output_dir", str(output_dir)]
-    args += COMMON_FIXED + _training_args(hp)
+    args += model_flags(model) + COMMON_FIXED + _training_args(hp)
     args += [
         "--external_plugins", str(PLUGIN),
         "--reward_funcs", "deepanalyze_reward",
