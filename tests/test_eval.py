@@ -11,7 +11,7 @@ from darecipe.agent import run_agents, State
 from darecipe.evaluation import aggregate, generated_text, overlaps, score, summary_markdown, wtq_denotation_match
 from darecipe.sandbox import SandboxLimits
 
-from conftest import REPO, copy_repo, snakemake
+from conftest import REPO, copy_repo, copy_run, snakemake
 
 TASKS = {
     "right": {"id": "right", "source": "wikitq", "answer": "Italy", "meta": {"answer_list": ["Italy"], "canon": None}},
@@ -189,12 +189,10 @@ def test_heldout_tasks_are_disjoint_from_every_training_set(demo_run):
 
 @pytest.mark.pipeline
 def test_eval_through_a_model_server_started_and_stopped_by_the_job(demo_run, tmp_path):
-    import shutil
-
     import yaml
 
     work = tmp_path / "work"
-    shutil.copytree(demo_run["dir"], work, symlinks=True)
+    copy_run(demo_run["dir"], work)
     answer = "<Analyze>Read the table.</Analyze><Answer>Italy</Answer>"
     command = [sys.executable, "-m", "darecipe.testserver", "--port", "{port}", "--completion", answer]
     (work / "server.yaml").write_text(yaml.safe_dump({"eval": {"backend": "vllm", "server": {"command": command,

@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -12,12 +11,12 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from darecipe.tags import TAGS
 
-from conftest import job_counts, snakemake
+from conftest import copy_run, job_counts, snakemake
 
 pytestmark = pytest.mark.pipeline
 
 EVERY_JOB = {
-    "build_tiny_model", "extend_vocab", "stage1_tasks", "stage1_distill", "stage1_refine", "stage1_tablegpt",
+    "build_gguf_model", "extend_vocab", "stage1_tasks", "stage1_distill", "stage1_refine", "stage1_tablegpt",
     "stage1_file", "stage1_merge_set", "stage1_extra_set", "stage1_set_tokens", "stage1_mix", "reasoning_release",
     "synth_workspace", "synth_category", "interaction_release", "rl_sets", "stage3_dataset", "train_stage1",
     "train_stage2", "train_stage3", "train_domain_lora", "merge_domain_lora", "eval_tasks", "eval_model",
@@ -189,7 +188,7 @@ def test_stage3_with_a_judge_on_the_local_test_server(demo_run, tmp_path, monkey
     from darecipe.testserver import FakeOpenAI
 
     work = tmp_path / "work"
-    shutil.copytree(demo_run["dir"], work, symlinks=True)
+    copy_run(demo_run["dir"], work)
     monkeypatch.setenv("DARECIPE_TEST_KEY", "sk-dummy")
 
     def verdict(messages, body):
@@ -201,8 +200,9 @@ def test_stage3_with_a_judge_on_the_local_test_server(demo_run, tmp_path, monkey
         return json.dumps(dict.fromkeys(["usefulness", "richness", "soundness", "interpretability", "readability"], 4))
 
     with FakeOpenAI(reply=verdict) as server:
+        # one GRPO step is enough to see every rollout judged (the demo's stage 3 has already run in full)
         overlay = {"judge": {"backend": "openai", "model": "judge", "base_url": server.base_url,
-                             "api_key_env": "DARECIPE_TEST_KEY", "max_retries": 0}}  # fmt: skip
+                             "api_key_env": "DARECIPE_TEST_KEY", "max_retries": 0}, "stage3": {"max_steps": 1}}  # fmt: skip
         (work / "judge.yaml").write_text(yaml.safe_dump(overlay))
         proc = snakemake(work, "stage3_checkpoint", "--cores", "2", "--configfile", "config/config.yaml", "judge.yaml")
         assert set(job_counts(proc.stdout + proc.stderr)) == {"train_stage3", "stage3_checkpoint"}
