@@ -113,6 +113,24 @@ def test_summary_table_has_a_row_per_stage():
     assert len(lines) == 4 and lines[2].startswith("| stage1 | 4 | 50.0 % | 100.0 % | 25.0 % | 2.0 | — |")
 
 
+def test_accuracy_by_source_follows_the_stage_table():
+    rows = [score(TASKS["right"], {"text": "<Analyze>x</Analyze><Answer>Italy</Answer>", "turns": 1, "exec_ok": 0,
+                                   "exec_total": 0}, 1e-3, 5),
+            score(TASKS["no_answer"], {"text": "<Analyze>x</Analyze>", "turns": 1, "exec_ok": 0, "exec_total": 0}, 1e-3, 3)]  # fmt: skip
+    md = summary_markdown({"stage2": aggregate(rows)})
+    assert "| accuracy by source | wikitq | finqa |" in md and "| stage2 | 1/1 | 0/1 |" in md
+
+
+def test_demo_screen_shows_stage3_steps_and_first_versus_last():
+    from darecipe.demo_report import stage3_table
+
+    steps = [{"step": i, "rollouts": 4, "reward_mean": r, "reward_std": 0.5, "code_share": 0.75, "code_success_rate": 1.0,
+              "gate_share": 0.25} for i, r in enumerate([-1.0, 0.0, 0.5, 1.0], start=1)]  # fmt: skip
+    lines = stage3_table(steps)
+    assert "| 1 | 4 | -1.00 | 0.50 | 75 % | 100 % | 25 % |" in lines
+    assert lines[-1] == "mean reward, first 2 step(s): -0.500; last 2 step(s): 0.750"
+
+
 # --- held-out tasks are disjoint from every training set -------------------------------------------------------
 
 
