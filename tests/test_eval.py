@@ -127,7 +127,7 @@ def test_demo_screen_shows_stage3_steps_and_first_versus_last():
     steps = [{"step": i, "rollouts": 4, "reward_mean": r, "reward_std": 0.5, "code_share": 0.75, "code_success_rate": 1.0,
               "gate_share": 0.25} for i, r in enumerate([-1.0, 0.0, 0.5, 1.0], start=1)]  # fmt: skip
     lines = stage3_table(steps)
-    assert "| 1 | 4 | -1.00 | 0.50 | 75 % | 100 % | 25 % |" in lines
+    assert "| 1 | 4 | -1.00 | 0.50 | 75 % | 100 % | 25 % |" in lines and lines[0] == "Stage 3 (GRPO) per step"
     assert lines[-1] == "mean reward, first 2 step(s): -0.500; last 2 step(s): 0.750"
 
 
