@@ -150,7 +150,7 @@ def test_stage2_and_stage3_data_come_from_synthesis(demo_run):
 
     work = demo_run["dir"]
     counts = json.loads((work / "results/data/interaction/categories.json").read_text())
-    assert len(counts) == 12 and sum(counts.values()) == 6
+    assert len(counts) == 12 and sum(counts.values()) == 22  # 6 long demo trajectories, 16 short ones
     released = sorted(p.name for p in (work / "results/data/interaction").glob("*_*.json"))
     assert released == sorted(f"{c}_{n}.json" for c, n in counts.items() if n)
     compared = 0
@@ -164,7 +164,7 @@ def test_stage2_and_stage3_data_come_from_synthesis(demo_run):
             assert not mismatches, (rec["id"], mismatches)
             compared += n
     print(f"re-ran and compared {compared} code blocks")
-    assert compared == 9  # the six demo trajectories hold 9 code blocks
+    assert compared == 9 + 16  # the six long trajectories hold 9 code blocks, the sixteen short ones one each
 
     methods = set()
     for name in ("qa", "datatask", "research"):
