@@ -35,8 +35,8 @@ def main(smk, log):
     cache_root = Path(smk.config["llm"]["cache_dir"]) / "synthesis" / category
     rejects, sft, rl = Rejects(), [], []
     workspaces = {Path(w).name: Path(w) for w in smk.input.workspaces}
-    log(f"{category}: workspaces {', '.join(workspaces) or '(none configured: the category stays empty)'}")
     log(describe_isolation(limits))
+    log(f"{category}: workspaces {', '.join(workspaces) or '(none configured: the category stays empty)'}")
 
     # 1. questioner
     q_tpl = load_template(smk.input.questioner)

@@ -1,4 +1,4 @@
-from darecipe.sandbox import SandboxLimits, execute_block, run_code
+from darecipe.sandbox import SandboxLimits, Session, execute_block, run_code
 
 
 def test_output_error_and_fence(tmp_path):
@@ -32,8 +32,42 @@ def test_output_is_truncated(tmp_path):
 
 
 def test_matplotlib_is_headless(tmp_path):
-    res = run_code("import matplotlib.pyplot as plt\nplt.plot([1,2])\nplt.savefig('p.png')\nprint('ok')", tmp_path)
-    assert res.output == "ok" and (tmp_path / "p.png").is_file()
+    session = Session(tmp_path, SandboxLimits())
+    try:
+        res = session.run("import matplotlib.pyplot as plt\nplt.plot([1,2])\nplt.savefig('p.png')\nprint('ok')")
+        assert res.output == "ok"
+        assert session.run("import os\nprint(os.path.getsize('p.png') > 1000)").output == "True"
+    finally:
+        session.close()
+
+
+def test_files_persist_between_blocks_of_a_session_but_never_reach_the_source(tmp_path):
+    (tmp_path / "data.csv").write_text("a\n1\n")
+    session = Session(tmp_path, SandboxLimits())
+    try:
+        assert session.run("open('out.txt', 'w').write('x')\nopen('data.csv', 'a').write('2\\n')").ok
+        assert session.run("import os\nprint(sorted(os.listdir('.')), open('data.csv').read().split())").output == (
+            "['data.csv', 'out.txt'] ['a', '1', '2']"
+        )
+    finally:
+        session.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv"] and (tmp_path / "data.csv").read_text() == "a\n1\n"
+
+
+def test_a_block_sees_stdout_then_stderr_and_exit_codes_like_python(tmp_path):
+    res = run_code("import sys\nprint('out')\nprint('err', file=sys.stderr)\nsys.exit(3)", tmp_path)
+    assert not res.ok and res.output == "out\nerr"
+    assert run_code("import sys\nprint('fine', file=sys.stderr)\nprint('shown')", tmp_path).output == "shown"
+    assert run_code("import os\nos.kill(os.getpid(), 9)", tmp_path).output == "Killed by signal SIGKILL"
+
+
+def test_random_state_is_fresh_in_every_block(tmp_path):
+    code = "import random, numpy\nprint(random.random(), numpy.random.rand())"
+    session = Session(tmp_path, SandboxLimits())
+    try:
+        assert session.run(code).output != session.run(code).output
+    finally:
+        session.close()
 
 
 def test_execute_block_wraps_the_observation(tmp_path):

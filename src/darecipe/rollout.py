@@ -1,4 +1,4 @@
-"""One rollout's environment: its private workspace copy, code execution and bookkeeping.
+"""One rollout's environment: code execution in a private copy of its workspace, and bookkeeping.
 
 Shared by the ms-swift scheduler plugin (stage 3), and meant to be shared by the skyrl-gym
 environment and evaluation, so every backend runs code and counts successes the same way.
@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import statistics
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +16,6 @@ from .sandbox import SandboxLimits, Session, execute_block
 from .tags import last_open_code
 
 WORKSPACE_ROOT_ENV = "DARECIPE_WORKSPACE_ROOT"
-ROLLOUT_DIR_ENV = "DARECIPE_ROLLOUT_DIR"
 SANDBOX_ENV = "DARECIPE_SANDBOX"
 EPISODE_ENV = "DARECIPE_EPISODE"
 JUDGE_ENV = "DARECIPE_JUDGE"
@@ -32,17 +29,9 @@ def workspace_source(root: Path, data: str, workspace_id: str) -> Path:
     return src
 
 
-def copy_workspace(src: Path, parent: Path) -> Path:
-    """A private copy per rollout: files one rollout writes are never seen by another."""
-    parent.mkdir(parents=True, exist_ok=True)
-    dest = Path(tempfile.mkdtemp(prefix="rollout-", dir=parent))
-    shutil.copytree(src, dest, dirs_exist_ok=True)
-    return dest
-
-
 @dataclass
 class Episode:
-    workdir: Path
+    workdir: Path  # the task's workspace, read only: the session copies it into the jail (one copy per rollout)
     limits: SandboxLimits
     exec_ok: int = 0
     exec_total: int = 0
@@ -86,15 +75,14 @@ class Episode:
     def close(self) -> None:
         if self.session:
             self.session.close()
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def open_episode(data: str, workspace_id: str, limits: SandboxLimits, max_tokens: int | None = None,
                  root: str | Path | None = None) -> Episode:  # fmt: skip
-    """A new episode in a private copy of the task's workspace (roots from the environment the trainer set)."""
+    """A new episode on the task's workspace (root from the environment the trainer set); its sandbox session
+    works in a private copy, so files one rollout writes are never seen by another."""
     root = Path(root or os.environ.get(WORKSPACE_ROOT_ENV, "results/data/rl/workspaces"))
-    parent = Path(os.environ.get(ROLLOUT_DIR_ENV) or tempfile.gettempdir())
-    return Episode(copy_workspace(workspace_source(root, data, workspace_id), parent), limits, max_tokens=max_tokens)
+    return Episode(workspace_source(root, data, workspace_id), limits, max_tokens=max_tokens)
 
 
 def log_rollout(record: dict) -> None:
