@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -574,3 +575,93 @@ def test_a_rule_stops_with_one_line_when_the_jail_cannot_be_built(tmp_path):
     assert proc.returncode == 1, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 2 and lines[-1].startswith("eval_model: sandbox: no jail: `bwrap` is not installed"), lines
+
+
+# ---------------------------------------------------------------- as an unprivileged user (a SLURM node)
+
+USER_MODE = r"""
+import sys, textwrap
+from darecipe.jail import get_pool
+from darecipe.sandbox import SandboxLimits, Session, run_code
+
+ws, repo = sys.argv[1], sys.argv[2]
+info = get_pool(True, SandboxLimits().preload).info
+assert (info.mode, info.memory, info.pids) == ("user namespaces", "watchdog", "rlimit"), info
+lim = SandboxLimits(timeout_s=5, memory_mb=512, max_processes=32, disk_mb=64)
+
+
+def out(code, limits=lim):
+    return run_code(code, ws, limits)
+
+
+r = out("import os\nst = dict(l.split(':', 1) for l in open('/proc/self/status'))\n"
+        "print(os.getuid(), st['CapEff'].strip(), st['NoNewPrivs'].strip(), os.getcwd(), sorted(os.listdir('.')))")
+assert r.output == "1000 0000000000000000 1 /sandbox/workspace ['data.csv']", r
+r = out(f"print(open({repo + '/README.md'!r}).read(10))")
+assert not r.ok and "FileNotFoundError" in r.output, r
+r = out("import os\nwhile True:\n    os.fork()")
+assert not r.ok and r.seconds < 10, r
+r = out("import os, time\npids = []\nfor _ in range(4):\n    pid = os.fork()\n    if pid == 0:\n"
+        "        b = bytearray(b'x') * (200 << 20)\n        time.sleep(4)\n        os._exit(0)\n    pids.append(pid)\n"
+        "bad = [s for s in (os.waitpid(p, 0)[1] for p in pids) if s]\nprint(bad)", SandboxLimits(memory_mb=512, timeout_s=20))
+assert not r.ok and "MemoryError" in r.output, r
+r = out("while True:\n    pass")
+assert r.timed_out, r
+r = out("import ctypes\nlibc = ctypes.CDLL(None)\nprint(libc.unshare(0x10000000 | 0x20000), libc.umount2(b'/episodes', 2))")
+assert r.output == "0 -1", r
+r = out("open('big', 'wb').write(b'z' * (100 << 20))", SandboxLimits(disk_mb=64, memory_mb=1024))
+assert not r.ok and "No space left" in r.output, r
+s = Session(ws, SandboxLimits(persistent=True))
+try:
+    assert s.run("x = 41").ok and s.run("x += 1\nprint(x)").output == "42"
+finally:
+    s.close()
+print("USER-MODE-OK")
+"""
+
+DROP = r"""
+import os, subprocess, sys
+# Make the runtime's and the repository's folders reachable for an unprivileged user in this private mount
+# namespace only (e.g. a Python under /root), the way they are on a cluster node; then become that user.
+for n, (parent, child) in enumerate(line.split("\t") for line in sys.argv[1].splitlines() if line):
+    keep = os.path.join(sys.argv[2], str(n))
+    os.mkdir(keep)
+    subprocess.run(["mount", "--bind", os.path.join(parent, child), keep], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=755", "tmpfs", parent], check=True)
+    os.makedirs(os.path.join(parent, child))
+    subprocess.run(["mount", "--bind", keep, os.path.join(parent, child)], check=True)
+os.setgroups([])
+os.setresgid(65534, 65534, 65534)
+os.setresuid(65534, 65534, 65534)
+os.execv(sys.argv[3], sys.argv[3:])
+"""
+
+
+def test_user_namespace_mode_as_on_a_slurm_node(tmp_path):
+    """The jail as an unprivileged user (bubblewrap in user namespaces, no writable cgroups: the memory
+    watchdog and the per-block process limit), as on a SLURM node."""
+    if os.geteuid() != 0:
+        pytest.fail("this test switches to an unprivileged user and needs root to do so")
+    from darecipe.jail import PYTHON, runtime_dirs
+
+    ws = Path(tempfile.mkdtemp(prefix="darecipe-usermode-"))
+    keep = tempfile.mkdtemp(prefix="darecipe-usermode-keep-")
+    try:
+        ws.chmod(0o755)
+        (ws / "data.csv").write_text("a\n1\n")
+        (ws / "data.csv").chmod(0o644)
+        hidden = set()
+        for d in [*runtime_dirs(), str(REPO), str(ws)]:
+            parts = Path(d).parts
+            for i in range(1, len(parts) - 1):
+                parent = Path(*parts[: i + 1])
+                if not os.stat(parent).st_mode & 0o001:
+                    hidden.add((str(parent), parts[i + 1]))
+        pairs = "\n".join(f"{p}\t{c}" for p, c in sorted(hidden))
+        env = {"PATH": os.environ["PATH"], "HOME": "/tmp", "PYTHONPATH": str(REPO / "src")}
+        proc = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable, "-c", DROP, pairs,
+                               keep, PYTHON, "-c", USER_MODE, str(ws), str(REPO)],
+                              env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    finally:
+        subprocess.run(["rm", "-rf", str(ws), keep])
+    assert proc.stdout.strip().endswith("USER-MODE-OK"), proc.stdout[-3000:] + proc.stderr[-3000:]

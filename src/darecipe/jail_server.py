@@ -444,7 +444,7 @@ def supervise(pid: int, mine: socket.socket, chan: socket.socket | None) -> None
             os.kill(-1, signal.SIGKILL)  # from pid 1: every other process of the namespace
         except ProcessLookupError:
             pass
-        os._exit(0)
+        os._exit(result["code"] if "code" in result else 128 + result["signal"])
     os.killpg(0, signal.SIGKILL)  # isolation none: the block's process group, this process included
 
 
@@ -591,8 +591,8 @@ class Proc:
         send(self.ep.sock, {"op": "run", "nonce": nonce, **fields})
 
     def message(self) -> None:
-        """What the process said on its channel: a block's exit code (then it is killed: nothing of it
-        outlives the answer), or a persistent interpreter's answer for the block the template waits for."""
+        """What the process said on its channel: a block's end (its init reports it, then ends every process
+        of the block), or a persistent interpreter's answer for the block the template waits for."""
         while True:
             try:
                 raw = self.chan.recv(4096)
@@ -601,7 +601,10 @@ class Proc:
             except OSError:
                 raw = b""
             if not raw:
-                self.server.sel.unregister(self.chan)
+                try:
+                    self.server.sel.unregister(self.chan)
+                except (KeyError, ValueError):
+                    pass
                 return
             try:
                 msg = json.loads(raw)
@@ -637,6 +640,8 @@ class Proc:
     def done(self, status: int) -> None:
         """Reaped: answer if not answered yet, release everything."""
         self.reaped = True
+        if self.chan.fileno() >= 0:
+            self.message()  # an answer sent just before the exit may not have been read yet
         err = self.setup_error()
         oom = self.oom_killed()
         if self.killed_for in ("timeout", "memory"):
