@@ -153,14 +153,11 @@ def bwrap_argv(bwrap: str, root: bool, cgroups: dict[str, Path], tail: list[str]
                 a += ["--perms", "0755", "--dir", str(parent)]
         a += ["--ro-bind", d, d]
     a += ["--proc", "/proc", "--dev", "/dev"]
-    a += ["--size", str(64 << 20), "--tmpfs", "/sandbox", "--dir", "/sandbox/workspace", "--dir", "/sandbox/tmp"]
-    a += ["--size", str(1 << 20), "--tmpfs", "/episodes"]
+    # Written by the template only (its warm-up; episode mount points); blocks see their episode's tmpfs there.
+    a += ["--tmpfs", "/sandbox", "--dir", "/sandbox/workspace", "--dir", "/sandbox/tmp", "--tmpfs", "/episodes"]
     for ctrl, path in cgroups.items():
         a += ["--bind", str(path), f"/cgroup/{ctrl}"]
     a += ["--symlink", "/sandbox/tmp", "/tmp", "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", "/"]
-    a += ["--clearenv"]
-    for k, v in jail_env("/sandbox/tmp").items():
-        a += ["--setenv", k, v]
     return a + ["--"] + tail
 
 
@@ -277,8 +274,8 @@ class Pool:
                "preload": list(self.preload), "cgroups": cg_inside, "episodes": episodes, "parent_pid": os.getpid(),
                "uid_base": UID_BASE + secrets.randbelow(1_000_000)}  # fmt: skip
         tail = [PYTHON, "-I", "-c", SERVER_SOURCE.read_text(), json.dumps(cfg)]
-        if self.jailed:
-            argv, env = bwrap_argv(bwrap, root, self.cgroups, tail), {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        if self.jailed:  # bubblewrap passes its environment on: exactly the jail's, no secrets
+            argv, env = bwrap_argv(bwrap, root, self.cgroups, tail), jail_env("/sandbox/tmp")
         else:
             argv, env = tail, jail_env(os.path.join(self.scratch, "warm", "tmp"))
         self.log_fd = os.memfd_create("darecipe-jail-log")

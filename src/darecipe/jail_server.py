@@ -17,6 +17,7 @@ Stdlib only: the pipeline's package is not visible inside the jail.
 
 import atexit
 import ctypes
+import gc
 import json
 import os
 import random
@@ -79,18 +80,42 @@ def write_file(path: str, text: str) -> None:
 # ---------------------------------------------------------------- warm-up
 
 
+# Run once in the template after the imports: the first call of many library paths imports submodules and
+# fills caches; done here, no block pays for it. Nothing of it is user state.
+WARM_UP = {
+    "numpy": "import numpy as np\na = np.arange(100.0).reshape(10, 10)\nrepr(a @ a.T); np.linalg.inv(a + np.eye(10))",
+    "pandas": (
+        "import io\nimport pandas as pd\n"
+        "df = pd.read_csv(io.StringIO('k,x,t\\na,1,2024-01-01\\nb,2.5,2024-02-01\\na,3,2024-03-01\\n'), parse_dates=['t'])\n"
+        "str(df); str(df.describe()); str(df.groupby('k')['x'].agg(['mean', 'sum', 'count']))\n"
+        "str(df.merge(df, on='k').sort_values('x_x').head()); df.info(buf=io.StringIO()); str(df['x'].value_counts())\n"
+        "str(df.pivot_table(index='k', values='x')); df.to_csv(io.StringIO()); str(df.dtypes)"
+    ),
+    "matplotlib.pyplot": (
+        "import io\nimport matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([1, 2], [3, 4], label='a')\n"
+        "ax.bar(['x', 'y'], [1, 2]); ax.set_title('t'); ax.legend()\nfig.savefig(io.BytesIO(), format='png')\n"
+        "plt.close('all')"
+    ),
+}
+
+
 def warm() -> tuple[list[str], list[str]]:
+    import contextlib
+    import io
+
     loaded, missing = [], []
     for name in CFG["preload"]:
         try:
             __import__(name)
+            if name == "matplotlib.pyplot":
+                sys.modules["matplotlib"].use("Agg")
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                exec(WARM_UP.get(name, ""), {"__name__": "__warm_up__"})
             loaded.append(name)
         except Exception as e:  # a module this environment lacks: blocks import it themselves (slower)
             missing.append(f"{name} ({type(e).__name__}: {e})")
-    if "matplotlib" in sys.modules:
-        import matplotlib
-
-        matplotlib.use("Agg")
+    gc.collect()
+    gc.freeze()  # the collector of a forked block leaves the template's objects alone (and their pages shared)
     return loaded, missing
 
 
@@ -770,7 +795,9 @@ class Server:
                 self.watch_memory()
                 next_watch = now + WATCH_PERIOD_S
             self.reap()
-            while len(self.spares) < SPARES:
+            # Fork spares while no block runs (a fork of the template takes milliseconds of CPU a running block
+            # would otherwise share), or at once when none is left.
+            while len(self.spares) < SPARES and (not self.spares or not any(p.nonce for p in self.running())):
                 self.spares.append(self.spawn())
 
     def attach(self) -> bool:

@@ -18,7 +18,10 @@ the workspace do persist between blocks of one session. `persistent: true` keeps
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,9 +158,10 @@ class Session:
         sock, self._sock = self._sock, None
         if sock is not None:
             try:
-                sock.close()
+                sock.send(b'{"op": "close"}')  # said, not just closed: a forked child may hold a copy of the socket
             except OSError:
                 pass
+            sock.close()
 
 
 def run_code(code: str, workdir: Path, limits: SandboxLimits = SandboxLimits()) -> ExecResult:
@@ -187,3 +191,64 @@ def describe_isolation(limits: SandboxLimits) -> str:
     """The first line of every log that runs generated code: how it is isolated on this machine (starting the
     jail's template, so a machine that cannot build the jail stops the rule here, with one message)."""
     return describe(get_pool(limits.jailed, limits.preload).info, limits)
+
+
+# ---------------------------------------------------------------- `python -m darecipe.sandbox check`
+
+_TOGETHER = ("import os, time\npids = []\nfor _ in range(3):\n    pid = os.fork()\n    if pid == 0:\n"
+             "        b = bytearray(b'x') * (200 << 20)\n        time.sleep(3)\n        os._exit(0)\n    pids.append(pid)\n"
+             "bad = [s for s in (os.waitpid(p, 0)[1] for p in pids) if s]\nraise SystemExit(len(bad))")  # fmt: skip
+
+
+def check(limits: SandboxLimits) -> bool:
+    """Build the jail on this machine and try it as the pipeline will: one line per probe."""
+    import tempfile
+
+    print(describe_isolation(limits))
+    host = [p for p in (os.path.abspath("Snakefile"), os.path.abspath("config"), os.path.expanduser("~/.bashrc"),
+                        "/etc/passwd") if os.path.exists(p)]  # fmt: skip
+    small = dataclasses.replace(limits, timeout_s=10, memory_mb=256, max_processes=16, disk_mb=32)
+    probes = [
+        ("runs code", "print(6 * 7)", limits, lambda r: r.ok and r.output == "42"),
+        ("sees none of the host's files", f"import os\nprint([p for p in {host!r} if os.path.exists(p)])", limits,
+         lambda r: r.ok and r.output == "[]"),
+        ("no network", "import socket\nprint([n for _, n in socket.if_nameindex()])\n"
+         "socket.create_connection(('1.1.1.1', 53), timeout=2)", limits,
+         lambda r: not r.ok and r.output.startswith("['lo']")),
+        ("no privileges", "import os\nst = dict(l.split(':', 1) for l in open('/proc/self/status'))\n"
+         "print(os.getuid() != 0, st['CapEff'].strip(), st['NoNewPrivs'].strip())", limits,
+         lambda r: r.ok and r.output == "True 0000000000000000 1"),
+        ("memory of all processes together (3 x 200 MB against 256 MB)", _TOGETHER, small, lambda r: not r.ok),
+        ("process limit (fork bomb against 16)", "import os\nwhile True:\n    os.fork()", small,
+         lambda r: not r.ok and r.seconds < 15),
+        ("disk quota (64 MB against 32 MB)", "open('big', 'wb').write(b'z' * (64 << 20))", small,
+         lambda r: "No space left" in r.output),
+    ]  # fmt: skip
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="sandbox-check-") as ws:
+        for name, code, lim, good in probes:
+            res = run_code(code, Path(ws), lim)
+            passed = good(res)
+            ok &= passed
+            detail = "" if passed else f": {res.observation[-300:]!r}"
+            print(f"  {'ok' if passed else 'FAILED'}  {name} ({res.seconds * 1000:.0f} ms){detail}")
+    print("sandbox check: " + ("every probe passed" if ok else "FAILED"))
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m darecipe.sandbox", description="Try the jail on this machine.")
+    ap.add_argument("command", choices=["check"])
+    ap.add_argument("--isolation", default="auto", choices=["auto", "none"])
+    args = ap.parse_args(argv)
+    try:
+        return 0 if check(SandboxLimits(isolation=args.isolation)) else 1
+    except SandboxUnavailable as e:
+        print(e, file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
