@@ -236,7 +236,6 @@ def prepare(cgroups: dict) -> None:
     """What a spare does before it knows its episode (off the blocks' critical path): cgroups, namespaces."""
     for path in cgroups.values():
         write_file(os.path.join(path, "cgroup.procs"), "0")
-    write_file("/proc/self/oom_score_adj", "1000")  # under memory pressure, blocks go first
     if not JAILED:
         os.setsid()
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -263,6 +262,7 @@ def mount_episode(job: dict) -> None:
 
 def become_block(job: dict) -> None:
     """The runner's last steps before the code: its working directory, no privileges, its limits."""
+    write_file("/proc/self/oom_score_adj", "1000")  # under memory pressure, the code goes first (not its init)
     workdir = "/sandbox/workspace" if JAILED else os.path.join(job["root"], "workspace")
     os.chdir(workdir)
     drop_privileges(job.get("uid"))
@@ -391,24 +391,27 @@ def report_setup_error(setup_w: int, e: BaseException) -> None:
         os._exit(125)
 
 
-def receive_job(sock: socket.socket) -> tuple[bytes, dict, list[int]]:
-    """The next job and its descriptors; the end of the socket ends this process."""
+def receive_job(sock: socket.socket, maxfds: int = 3) -> tuple[dict, list[int]]:
+    """The next message and its descriptors; the end of the socket ends this process."""
     try:
-        raw, fds, _, _ = socket.recv_fds(sock, 1 << 16, 3)
+        raw, fds, _, _ = socket.recv_fds(sock, 1 << 16, maxfds)
     except OSError:
         raw, fds = b"", []
     if not raw:
         os._exit(0)
-    return raw, json.loads(raw), fds
+    return json.loads(raw), fds
 
 
-def spare_child(chan: socket.socket, setup_w: int, cgroups: dict) -> None:
+def spare_child(chan: socket.socket, jobs: socket.socket, setup_w: int, cgroups: dict) -> None:
     """A process forked from the template ahead of need. It becomes pid 1 (init) of the block's namespaces and
-    forks the runner at once, so that a block pays neither fork nor cgroup move; when its episode arrives it
-    mounts it, hands the runner its pipes, and reports how the runner ended. The runner cannot signal or trace
-    it, so that report cannot be forged; when it exits, every process of the block dies with it. Never returns."""
+    forks the runner at once, so that a block pays neither fork nor cgroup move. The runner gets its job from the
+    template directly (`jobs`); this init gets the block's nonce and the session's socket (`chan`), and answers
+    the parent itself as soon as the runner has said how it ended. The runner cannot signal or trace this
+    process, so the answer cannot be forged; when it exits, every process of the block dies with it. A block
+    that ends without saying (killed, failed set-up) is answered by the template. Never returns."""
     try:
-        close_fds(keep=(chan.fileno(), setup_w))  # the template's sockets and other blocks' pipes stay there
+        close_fds(keep=(chan.fileno(), jobs.fileno(), setup_w))  # other blocks' pipes and sockets stay there
+        oom = os.open(os.path.join(cgroups["memory"], "memory.oom_control"), os.O_RDONLY) if "memory" in cgroups else -1
         prepare(cgroups)
         libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -418,74 +421,81 @@ def spare_child(chan: socket.socket, setup_w: int, cgroups: dict) -> None:
     if pid == 0:
         mine.close()
         chan.close()
-        runner(theirs, setup_w)
+        runner(jobs, theirs, setup_w)
     theirs.close()
-    raw, job, fds = receive_job(chan)
-    try:
-        mount_episode(job)
-        socket.send_fds(mine, [raw], fds + ([chan.fileno()] if job["persistent"] else []))
-    except BaseException as e:
-        report_setup_error(setup_w, e)
-    for fd in fds:
-        os.close(fd)
+    jobs.close()
     os.close(setup_w)
-    if job["persistent"]:
-        chan.close()  # the interpreter answers the template itself; this process only outlives it
-        chan = None
-    supervise(pid, mine, chan)
+    task, fds = receive_job(chan, 1)
+    if task["persistent"]:
+        os.waitpid(pid, 0)  # the interpreter answers the template itself; this process only outlives it
+        os._exit(0)
+    supervise(pid, mine, chan, task["nonce"], socket.socket(fileno=fds[0]), oom)
 
 
-def supervise(pid: int, mine: socket.socket, chan: socket.socket | None) -> None:
-    """Wait for the runner's exit code (sent just before it exits) or its death; report it; end the block."""
+def supervise(pid: int, mine: socket.socket, chan: socket.socket, nonce: str, session: socket.socket, oom: int) -> None:
+    """Wait for the runner's exit code (sent just before it exits) or its end; answer; end the block."""
     pidfd = os.pidfd_open(pid)
     sel = selectors.DefaultSelector()
     sel.register(mine, selectors.EVENT_READ)
     sel.register(pidfd, selectors.EVENT_READ)
-    result = None
-    while result is None:
+    code = None
+    while code is None:
         for key, _ in sel.select():
             if key.fileobj is mine:
                 try:
                     raw = mine.recv(256)
-                    result = {"code": int(json.loads(raw)["code"]) & 0xFF} if raw else None
+                    code = int(json.loads(raw)["code"]) & 0xFF if raw else None
                 except (OSError, ValueError, KeyError, TypeError):
-                    result = None
+                    raw = b"?"
                 if not raw:
                     sel.unregister(mine)
             else:
-                _, status = os.waitpid(pid, 0)
-                if os.WIFSIGNALED(status):
-                    result = {"signal": os.WTERMSIG(status)}
-                else:
-                    result = {"code": os.WEXITSTATUS(status)}
-                break
-    if chan is not None:
+                break  # ended without saying: the template answers, from its exit status and set-up report
+        else:
+            continue
+        break
+    if code is None:
+        _, status = os.waitpid(pid, 0)
+        ended = {"signal": os.WTERMSIG(status)} if os.WIFSIGNALED(status) else {"code": os.WEXITSTATUS(status)}
         try:
-            chan.send(json.dumps(result).encode())
+            chan.send(json.dumps({"ended": ended}).encode())
         except OSError:
             pass
+    else:
+        try:
+            oom_kills = int(os.pread(oom, 4096, 0).decode().split("oom_kill ")[1].split()[0]) if oom >= 0 else 0
+        except (OSError, IndexError, ValueError):
+            oom_kills = 0
+        answer = {"op": "run", "nonce": nonce, "status": "exit", "code": code, "oom": oom_kills > 0}
+        for sock, msg in ((session, answer), (chan, {"answered": True, "code": code})):
+            try:
+                sock.send(json.dumps(msg).encode())
+            except OSError:
+                pass
+    session.close()
     if JAILED:
         try:
             os.kill(-1, signal.SIGKILL)  # from pid 1: every other process of the namespace
         except ProcessLookupError:
             pass
-        os._exit(result["code"] if "code" in result else 128 + result["signal"])
+        os._exit(0)
     os.killpg(0, signal.SIGKILL)  # isolation none: the block's process group, this process included
 
 
-def runner(sock: socket.socket, setup_w: int) -> None:
-    """Pid 2 of the block: becomes the block (or the persistent interpreter) and runs the code."""
+def runner(jobs: socket.socket, sock: socket.socket, setup_w: int) -> None:
+    """Pid 2 of the block: gets its job from the template, enters the episode, drops every privilege and runs
+    the code (or, persistent, serves the session's blocks on `jobs`)."""
     if not JAILED:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    _, job, fds = receive_job(sock)
+    job, fds = receive_job(jobs)
     try:
+        mount_episode(job)
         become_block(job)
         null = os.open("/dev/null", os.O_WRONLY)
         if job["persistent"]:
-            chan = socket.socket(fileno=fds[0])
             os.write(setup_w, b"ok")
-            redirect(null, null, keep=(chan.fileno(),))
-            serve_persistent(chan)
+            redirect(null, null, keep=(jobs.fileno(),))
+            serve_persistent(jobs)
         code = read_code(fds[2])
         os.write(setup_w, b"ok")
         redirect(fds[0], fds[1], keep=(sock.fileno(), null))
@@ -503,6 +513,9 @@ def runner(sock: socket.socket, setup_w: int) -> None:
     os.dup2(null, 2)
     try:
         sock.send(json.dumps({"code": rc}).encode())
+        # Wait to be killed by the init once it has answered: unmapping this process's memory takes milliseconds
+        # that the answer need not wait for.
+        sock.recv(1)
     finally:
         os._exit(rc)
 
@@ -544,7 +557,8 @@ class Proc:
         server.count += 1
         self.tag = f"p{server.count}"
         self.cgroups = server.make_cgroups(self.tag)
-        self.chan, child_chan = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.chan, child_chan = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)  # with the block's init
+        self.jobs, child_jobs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)  # with its runner
         setup_r, setup_w = os.pipe()
         self.ns = None
         if JAILED:
@@ -555,7 +569,8 @@ class Proc:
                 try:
                     os.close(setup_r)
                     self.chan.close()
-                    spare_child(child_chan, setup_w, self.cgroups)
+                    self.jobs.close()
+                    spare_child(child_chan, child_jobs, setup_w, self.cgroups)
                 finally:
                     os._exit(126)
             if JAILED:
@@ -565,11 +580,13 @@ class Proc:
                 check(libc.setns(server.own_pidns, CLONE_NEWPID), "setns pid")
             os.close(setup_w)
             child_chan.close()
+            child_jobs.close()
         self.pid, self.setup_r = pid, setup_r
         os.set_blocking(setup_r, False)
         self.setup: str | None = None
         self.pidfd = os.pidfd_open(pid)
         self.chan.setblocking(False)
+        self.jobs.setblocking(False)
         server.sel.register(self.pidfd, selectors.EVENT_READ, ("proc", self))
         server.sel.register(self.chan, selectors.EVENT_READ, ("chan", self))
         self.kind = "spare"  # spare | block | persistent
@@ -581,17 +598,23 @@ class Proc:
         self.answered = False
         self.reaped = False
 
-    def assign(self, ep: Episode, lim: dict, persistent: bool, fds: list[int]) -> None:
+    def assign(self, ep: Episode, lim: dict, persistent: bool, fds: list[int], nonce: str | None = None) -> None:
+        """The runner gets the job (and a fresh block's pipes); the init gets the nonce and the session's
+        socket, to answer the parent itself."""
         self.server.limit_cgroups(self.cgroups, lim)
         job = {"root": ep.root, "uid": ep.uid, "lim": lim, "persistent": persistent}
-        socket.send_fds(self.chan, [json.dumps(job).encode()], [] if persistent else fds)
+        socket.send_fds(self.jobs, [json.dumps(job).encode()], [] if persistent else fds)
+        task = {"persistent": persistent, "nonce": nonce}
+        socket.send_fds(self.chan, [json.dumps(task).encode()], [] if persistent else [ep.sock.fileno()])
         self.kind, self.ep, self.lim = ("persistent" if persistent else "block"), ep, lim
+        if persistent:  # the interpreter answers on its job socket
+            self.server.sel.register(self.jobs, selectors.EVENT_READ, ("jobs", self))
 
     def submit(self, nonce: str, fds: list[int], timeout_s: float) -> None:
         self.nonce, self.deadline, self.answered = nonce, time.monotonic() + timeout_s, False
         if self.kind == "persistent":
             try:
-                socket.send_fds(self.chan, [json.dumps({"nonce": nonce}).encode()], fds)
+                socket.send_fds(self.jobs, [json.dumps({"nonce": nonce}).encode()], fds)
             except OSError:
                 self.kill("lost")
 
@@ -615,39 +638,47 @@ class Proc:
         nonce, self.nonce, self.deadline = self.nonce, None, float("inf")
         send(self.ep.sock, {"op": "run", "nonce": nonce, **fields})
 
-    def message(self) -> None:
-        """What the process said on its channel: a block's end (its init reports it, then ends every process
-        of the block), or a persistent interpreter's answer for the block the template waits for."""
-        while True:
+    def message(self, sock: socket.socket) -> None:
+        """What the block's init said (it answered the parent itself, or the runner ended without saying how),
+        or a persistent interpreter's answer — only the first carrying the nonce of the awaited block counts."""
+        while sock.fileno() >= 0:
             try:
-                raw = self.chan.recv(4096)
+                raw = sock.recv(4096)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
                 raw = b""
             if not raw:
                 try:
-                    self.server.sel.unregister(self.chan)
+                    self.server.sel.unregister(sock)
                 except (KeyError, ValueError):
                     pass
                 return
             try:
                 msg = json.loads(raw)
-                code = int(msg["code"]) if "code" in msg else None
-                sig = int(msg["signal"]) if "signal" in msg else None
-                nonce = msg.get("nonce")
-            except (ValueError, KeyError, TypeError):
+                assert isinstance(msg, dict)
+            except (ValueError, AssertionError):
                 continue
-            if self.kind == "block" and self.killed_for is None:
-                err = self.setup_error()
-                if err is not None:
-                    self.reply(status="setup", detail=err)
-                elif sig is not None:
-                    self.reply(status="signal", signal=sig, oom=self.oom_killed())
-                else:
-                    self.reply(status="exit", code=(code or 0) & 0xFF, oom=self.oom_killed())
-            elif self.kind == "persistent" and nonce is not None and nonce == self.nonce and self.killed_for is None:
-                self.reply(status="exit", code=(code or 0) & 0xFF, oom=self.oom_killed())
+            if self.kind == "block" and self.killed_for is None and not self.answered:
+                if msg.get("answered"):
+                    self.answered, self.nonce, self.deadline = True, None, float("inf")
+                elif isinstance(msg.get("ended"), dict):
+                    self.answer_end(msg["ended"])
+            elif self.kind == "persistent" and self.killed_for is None and msg.get("nonce") == self.nonce is not None:
+                try:
+                    code = int(msg["code"]) & 0xFF
+                except (KeyError, TypeError, ValueError):
+                    continue
+                self.reply(status="exit", code=code, oom=self.oom_killed())
+
+    def answer_end(self, ended: dict) -> None:
+        err = self.setup_error()
+        if err is not None:
+            self.reply(status="setup", detail=err)
+        elif "signal" in ended:
+            self.reply(status="signal", signal=int(ended["signal"]), oom=self.oom_killed())
+        else:
+            self.reply(status="exit", code=int(ended.get("code", 1)), oom=self.oom_killed())
 
     def setup_error(self) -> str | None:
         """What the block's processes said about their set-up (read once, when they are past it or gone)."""
@@ -665,8 +696,8 @@ class Proc:
     def done(self, status: int) -> None:
         """Reaped: answer if not answered yet, release everything."""
         self.reaped = True
-        if self.chan.fileno() >= 0:
-            self.message()  # an answer sent just before the exit may not have been read yet
+        for sock in (self.chan, self.jobs):
+            self.message(sock)  # what was said just before the exit may not have been read yet
         err = self.setup_error()
         oom = self.oom_killed()
         if self.killed_for in ("timeout", "memory"):
@@ -681,7 +712,7 @@ class Proc:
             self.reply(status="signal", signal=os.WTERMSIG(status), oom=oom)
         else:
             self.reply(status="exit", code=os.WEXITSTATUS(status), oom=oom)
-        for key in (self.pidfd, self.chan):
+        for key in (self.pidfd, self.chan, self.jobs):
             try:
                 self.server.sel.unregister(key)
             except (KeyError, ValueError):
@@ -689,6 +720,7 @@ class Proc:
         os.close(self.pidfd)
         os.close(self.setup_r)
         self.chan.close()
+        self.jobs.close()
         self.server.remove_cgroups(self.cgroups)
 
     def oom_killed(self) -> bool:
@@ -783,7 +815,9 @@ class Server:
                     if kind == "session" and obj.sock.fileno() >= 0:  # not ended earlier in this batch
                         self.session_message(obj)
                     elif kind == "chan" and not obj.reaped:
-                        obj.message()
+                        obj.message(obj.chan)
+                    elif kind == "jobs" and not obj.reaped:
+                        obj.message(obj.jobs)
                 except Exception:  # one session's trouble must not end the others: log it, carry on
                     traceback.print_exc()
             now = time.monotonic()
@@ -864,11 +898,12 @@ class Server:
     def run_block(self, ep: Episode, msg: dict, fds: list[int]) -> None:
         if len(fds) != 3 or not ep.ready:
             raise RuntimeError("run needs an open episode and three pipes")
-        busy = ep.block
-        if busy is not None or (ep.persistent is not None and ep.persistent.nonce is not None):
-            if busy is not None and busy.answered and ep.pending is None:
-                ep.pending = (msg, fds)  # the previous block answered; its processes are being torn down
-                return
+        if ep.block is not None and ep.pending is None:
+            # The parent sends a block only once the previous one answered: that one's processes are being
+            # torn down (and its init's word to the template may still be on its way). Start when it is gone.
+            ep.pending = (msg, fds)
+            return
+        if ep.block is not None or (ep.persistent is not None and ep.persistent.nonce is not None):
             raise RuntimeError("a block of this session is still running")
         lim = {k: msg[k] for k in ("timeout_s", "memory_mb", "max_processes", "max_file_mb")}
         try:
@@ -880,7 +915,7 @@ class Server:
                 ep.persistent.submit(str(msg["nonce"]), fds, lim["timeout_s"])
             else:
                 p = self.take_spare()
-                p.assign(ep, lim, False, fds)
+                p.assign(ep, lim, False, fds, str(msg["nonce"]))
                 ep.block = p
                 p.submit(str(msg["nonce"]), [], lim["timeout_s"])
         finally:
