@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from darecipe.jail import Pool, SandboxUnavailable, get_pool
-from darecipe.sandbox import SandboxLimits, Session, describe_isolation, run_code
+from darecipe.sandbox import SandboxError, SandboxLimits, Session, describe_isolation, run_code
 
 from conftest import BIN, REPO
 
@@ -492,6 +492,15 @@ def test_kill_9_of_the_process_running_a_block_ends_everything(jail, ws):
     proc.kill()
     proc.wait()
     assert_all_gone(below)
+    # What the killed process could not clean up (its cgroup directories) goes with the next start.
+    from darecipe.jail import _own_cgroups, _remove_cgroup_tree, make_cgroups
+
+    made = make_cgroups()
+    try:
+        assert not [d for own in _own_cgroups().values() for d in own.glob(f"darecipe-{proc.pid}-*")]
+    finally:
+        for d in made.values():
+            _remove_cgroup_tree(d)
 
 
 def test_kill_9_of_snakemake_ends_the_job_and_its_sandbox(jail, ws, tmp_path):
@@ -541,6 +550,37 @@ def assert_all_gone(pids: set[int], within_s: float = 2.0) -> None:
     while alive(pids):
         assert time.monotonic() < deadline, f"still running {within_s:g} s after the kill: {sorted(alive(pids))}"
         time.sleep(0.05)
+
+
+# ---------------------------------------------------------------- failures of the machinery, not of a block
+
+
+def test_a_workspace_that_cannot_be_prepared_is_the_blocks_error(jail, tmp_path):
+    big = tmp_path / "big"
+    big.mkdir()
+    (big / "data.bin").write_bytes(b"0" * (20 << 20))
+    res = run_code("print('never')", big, SandboxLimits(disk_mb=16))
+    assert res.observation == "[Error]:\nthe workspace could not be prepared: the workspace does not fit in " \
+                              "sandbox.disk_mb (16 MB)", res.observation
+    missing = run_code("print('never')", tmp_path / "missing", LIMITS)
+    assert missing.observation.startswith("[Error]:\nthe workspace could not be prepared: ") and \
+        "No such file or directory" in missing.observation
+
+
+def test_a_dead_template_is_an_error_of_the_machinery_and_the_next_session_restarts_it(ws):
+    pool = Pool(True, LIMITS.preload)
+    pool.start()
+    try:
+        with session(ws, LIMITS, pool) as s:
+            assert s.run("print(1)").output == "1"
+            os.kill(pool.proc.pid, signal.SIGKILL)  # bubblewrap; its jail dies with it
+            pool.proc.wait()
+            with pytest.raises(SandboxError):
+                s.run("print(2)")
+        with session(ws, LIMITS, pool) as s:
+            assert s.run("print(3)").output == "3"
+    finally:
+        pool.close()
 
 
 # ---------------------------------------------------------------- auto never degrades silently

@@ -532,9 +532,14 @@ def run_block(sock: socket.socket, code: str, lim: dict, limit: int, persistent:
                         raw = sock.recv(1 << 16)
                     except BlockingIOError:
                         continue
+                    except OSError:
+                        raw = b""
                     if not raw:
                         raise PoolLost("the sandbox process is gone")
-                    msg = json.loads(raw)
+                    try:
+                        msg = json.loads(raw)
+                    except ValueError:
+                        continue
                     if msg.get("nonce") != nonce:
                         continue  # an answer to an earlier block this session gave up on
                     reply = msg

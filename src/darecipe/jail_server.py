@@ -406,9 +406,10 @@ def spare_child(chan: socket.socket, jobs: socket.socket, setup_w: int, cgroups:
     """A process forked from the template ahead of need. It becomes pid 1 (init) of the block's namespaces and
     forks the runner at once, so that a block pays neither fork nor cgroup move. The runner gets its job from the
     template directly (`jobs`); this init gets the block's nonce and the session's socket (`chan`), and answers
-    the parent itself as soon as the runner has said how it ended. The runner cannot signal or trace this
-    process, so the answer cannot be forged; when it exits, every process of the block dies with it. A block
-    that ends without saying (killed, failed set-up) is answered by the template. Never returns."""
+    the parent itself as soon as the runner has said how it ended (code in the runner can only choose its own
+    exit code, as any program can; it cannot signal or trace this process, nor reach the session's socket, so it
+    speaks for no other block). When this process exits, every process of the block dies with it. A block that
+    ends without saying (killed, failed set-up) is answered by the template. Never returns."""
     try:
         close_fds(keep=(chan.fileno(), jobs.fileno(), setup_w))  # other blocks' pipes and sockets stay there
         oom = os.open(os.path.join(cgroups["memory"], "memory.oom_control"), os.O_RDONLY) if "memory" in cgroups else -1
@@ -438,22 +439,19 @@ def supervise(pid: int, mine: socket.socket, chan: socket.socket, nonce: str, se
     sel = selectors.DefaultSelector()
     sel.register(mine, selectors.EVENT_READ)
     sel.register(pidfd, selectors.EVENT_READ)
-    code = None
-    while code is None:
+    code, ended = None, False
+    while code is None and not ended:
         for key, _ in sel.select():
-            if key.fileobj is mine:
-                try:
-                    raw = mine.recv(256)
-                    code = int(json.loads(raw)["code"]) & 0xFF if raw else None
-                except (OSError, ValueError, KeyError, TypeError):
-                    raw = b"?"
-                if not raw:
-                    sel.unregister(mine)
-            else:
-                break  # ended without saying: the template answers, from its exit status and set-up report
-        else:
-            continue
-        break
+            if key.fileobj is not mine:
+                ended = True  # without saying: the template answers, from its exit status and set-up report
+                continue
+            try:
+                raw = mine.recv(256)
+                code = int(json.loads(raw)["code"]) & 0xFF if raw else None
+            except (OSError, ValueError, KeyError, TypeError):
+                raw = b"?"  # not an exit code: ignored
+            if not raw:
+                sel.unregister(mine)
     if code is None:
         _, status = os.waitpid(pid, 0)
         ended = {"signal": os.WTERMSIG(status)} if os.WIFSIGNALED(status) else {"code": os.WEXITSTATUS(status)}

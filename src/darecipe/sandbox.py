@@ -1,8 +1,9 @@
 """Run generated `<Code>` blocks for real, jailed, each episode in a private copy of its workspace.
 
-Every failure — an exception, a timeout, a kill by a limit, a workspace that cannot be prepared — comes back as
-`[Error]:\\n…` and counts as a failed block; only a machine that cannot build the jail raises
-(`SandboxUnavailable`, one message saying what is missing). docs/sandbox.md says what the jail allows and forbids.
+Every failure of a block — an exception, a timeout, a kill by a limit, a workspace that cannot be prepared —
+comes back as `[Error]:\\n…` and counts as a failed block. Only the machinery raises: `SandboxUnavailable` where the
+jail cannot be built (one message saying what is missing), `SandboxError` if its template process dies (which no
+block can cause). docs/sandbox.md says what the jail allows and forbids.
 
 - `isolation: auto` (the default): the jail (`darecipe.jail`, built with bubblewrap). Code sees its workspace (a
   copy on a size-limited tmpfs), a private /tmp on the same tmpfs and a read-only Python runtime; nothing else of
@@ -27,10 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .jail import Pool, PoolLost, SandboxUnavailable, describe, get_pool, open_episode, render, run_block, truncate
+
+
+class SandboxError(RuntimeError):
+    """The jail's template died or stopped answering: an infrastructure failure, not a block's result."""
 from .tags import strip_fence
 
-__all__ = ["ERROR_MARKER", "ExecResult", "SandboxLimits", "SandboxUnavailable", "Session", "describe_isolation",
-           "execute_block", "resolve_isolation", "run_code", "truncate"]  # fmt: skip
+__all__ = ["ERROR_MARKER", "ExecResult", "SandboxError", "SandboxLimits", "SandboxUnavailable", "Session",
+           "describe_isolation", "execute_block", "resolve_isolation", "run_code", "truncate"]  # fmt: skip
 
 ERROR_MARKER = "[Error]:"
 DEFAULT_PRELOAD = ("numpy", "pandas", "matplotlib.pyplot")
@@ -143,10 +148,11 @@ class Session:
             outcome = run_block(self._sock, strip_fence(code), self.limits.per_block(), self.limits.max_output_chars,
                                 self.limits.persistent)  # fmt: skip
         except PoolLost as e:
+            # Not the block's doing (a block cannot reach the template): no observation is made up for a block
+            # that may never have run. The next session starts a new template.
             self.close()
             why = self._pool.log_tail() if self._pool is not None and not self._pool.alive else ""
-            return ExecResult(False, f"the sandbox stopped while running this block ({e}{'; ' + why if why else ''}); "
-                              "files written by earlier blocks are lost", False, time.monotonic() - start)  # fmt: skip
+            raise SandboxError(f"sandbox: the jail's template stopped: {e}{'; ' + why if why else ''}") from None
         if outcome.status == "setup":
             raise SandboxUnavailable(f"sandbox: the jail could not start a block: {outcome.detail}")
         if outcome.status == "error":
