@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from darecipe.sandbox import SandboxLimits, Session, execute_block, run_code
 
 
@@ -73,3 +75,27 @@ def test_random_state_is_fresh_in_every_block(tmp_path):
 def test_execute_block_wraps_the_observation(tmp_path):
     text, res = execute_block("print('hi')", tmp_path)
     assert text == "<Execute>\nhi\n</Execute>" and res.ok
+
+
+def test_isolation_none_runs_the_same_way_unjailed_and_cleans_up(tmp_path):
+    from darecipe.jail import Pool
+
+    (tmp_path / "data.csv").write_text("a\n1\n")
+    limits = SandboxLimits(isolation="none", timeout_s=2, max_output_chars=200)
+    pool = Pool(False, limits.preload)
+    pool.start()
+    scratch = Path(pool.scratch)
+    try:
+        assert pool.info.mode == "none"
+        session = Session(tmp_path, limits, pool)
+        try:
+            assert session.run("open('out.txt', 'w').write('x')").ok
+            assert session.run("import os\nprint(sorted(os.listdir('.')))").output == "['data.csv', 'out.txt']"
+            assert session.run("while True:\n    pass").timed_out
+            assert "characters truncated" in session.run("print('z' * 5000)").output
+        finally:
+            session.close()
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv"]
+    finally:
+        pool.close()
+    assert not scratch.exists()
