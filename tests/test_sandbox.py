@@ -99,3 +99,28 @@ def test_isolation_none_runs_the_same_way_unjailed_and_cleans_up(tmp_path):
     finally:
         pool.close()
     assert not scratch.exists()
+
+
+def test_capped_output_is_what_cutting_the_whole_text_gives():
+    """The parent keeps only heads and tails of stdout and stderr; the observation must be the same as if it had
+    kept everything and cut the concatenation (trailing newlines stripped, the error line appended)."""
+    import random
+
+    from darecipe.jail import Capture, render, truncate
+
+    rng = random.Random(0)
+    alphabet = "ab\né€😀"
+    for _ in range(300):
+        limit = rng.choice([100, 150, 4096])
+        texts = ["".join(rng.choice(alphabet) for _ in range(rng.choice([0, 5, 90, 300, 9000]))) for _ in range(2)]
+        suffix = rng.choice(["", "TimeoutError: execution exceeded 1 s and was stopped"])
+        streams = []
+        for text in texts:
+            cap, data = Capture(limit), text.encode()
+            for i in range(0, len(data), 7):  # chunks that split multi-byte characters
+                cap.feed(data[i : i + 7])
+            cap.feed(b"", final=True)
+            streams.append(cap)
+        whole = "".join(texts).rstrip("\n")
+        expected = truncate(f"{whole}\n{suffix}" if whole and suffix else whole or suffix, limit)
+        assert render(streams, limit, suffix) == expected
