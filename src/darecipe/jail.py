@@ -13,6 +13,7 @@ import codecs
 import json
 import os
 import queue
+import resource
 import secrets
 import selectors
 import shutil
@@ -252,6 +253,9 @@ class Pool:
 
     def start(self) -> PoolInfo:
         t0 = time.monotonic()
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < min(hard, 65536):  # a socket per open session: an evaluation holds hundreds
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
         root = os.geteuid() == 0
         bwrap = ""
         if self.jailed:

@@ -298,6 +298,8 @@ def set_limits(lim: dict) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     fsize = lim["max_file_mb"] << 20
     resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+    nofile = min(1024, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+    resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))  # the usual, not the template's
     if JAILED:  # after the privilege drop: a new user namespace records its creator's limit as its ceiling
         nproc = lim["max_processes"]
         resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
@@ -993,6 +995,8 @@ def main() -> None:
             os._exit(1)
         libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # blocks of the same uid can neither trace it nor read its memory
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 1 << 20)), hard))  # a socket per session
     ctl = socket.socket(fileno=CFG["control_fd"])
     loaded, missing = warm()
     vm = {k: v for k, v in (line.split(":", 1) for line in open("/proc/self/status")) if k in ("VmRSS", "VmSize")}
