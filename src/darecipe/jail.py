@@ -148,10 +148,10 @@ def bwrap_argv(bwrap: str, root: bool, cgroups: dict[str, Path], tail: list[str]
         a += ["--ro-bind-try", f, f]
     made = set()
     for d in runtime_dirs():
-        for parent in list(Path(d).parents)[-2::-1]:  # bwrap would create them 0700 (e.g. /root)
+        for parent in list(Path(d).parents)[-2::-1]:  # made explicitly: 0755 (implicit ones are 0700, e.g. /root)
             if parent not in made:
                 made.add(parent)
-                a += ["--perms", "0755", "--dir", str(parent)]
+                a += ["--dir", str(parent)]
         a += ["--ro-bind", d, d]
     a += ["--proc", "/proc", "--dev", "/dev"]
     # Written by the template only (its warm-up; episode mount points); blocks see their episode's tmpfs there.
