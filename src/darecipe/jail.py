@@ -64,14 +64,13 @@ class PoolInfo:
 
 # ---------------------------------------------------------------- a thread that outlives every caller
 
-_launch_q: queue.Queue = queue.Queue()
-_launcher: tuple[int, threading.Thread] | None = None
+_launcher: queue.Queue | None = None  # the launcher thread's requests
 _launcher_lock = threading.Lock()
 
 
-def _launch_loop() -> None:
+def _launch_loop(requests: queue.Queue) -> None:
     while True:
-        fn, box = _launch_q.get()
+        fn, box = requests.get()
         try:
             box.put((True, fn()))
         except BaseException as e:
@@ -84,12 +83,11 @@ def launch(fn):
     PR_SET_PDEATHSIG must therefore hang on a thread that lives as long as the process."""
     global _launcher
     with _launcher_lock:
-        if _launcher is None or _launcher[0] != os.getpid():
-            t = threading.Thread(target=_launch_loop, name="darecipe-jail-launcher", daemon=True)
-            t.start()
-            _launcher = (os.getpid(), t)
+        if _launcher is None:
+            _launcher = queue.Queue()
+            threading.Thread(target=_launch_loop, args=(_launcher,), name="darecipe-jail-launcher", daemon=True).start()
     box: queue.Queue = queue.Queue(maxsize=1)
-    _launch_q.put((fn, box))
+    _launcher.put((fn, box))
     ok, value = box.get()
     if not ok:
         raise value
@@ -391,6 +389,17 @@ def get_pool(jailed: bool, preload: tuple[str, ...]) -> Pool:
                 _pools.pop(key, None)
                 raise
         return pool
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (e.g. an LLM client process) starts afresh: no launcher thread, its own pools, locks that no
+    other thread of the parent may hold. The parent's pools stay the parent's."""
+    global _launcher, _launcher_lock, _pools, _pools_lock
+    _launcher, _launcher_lock = None, threading.Lock()
+    _pools, _pools_lock = {}, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @atexit.register
