@@ -608,13 +608,15 @@ def describe(info: PoolInfo, limits) -> str:
     what = (f"{limits.timeout_s:g} s, {limits.memory_mb} MB for all its processes ({info.memory}), "
             f"<= {limits.max_processes} processes ({info.pids}), {limits.disk_mb} MB disk")  # fmt: skip
     state = "one persistent interpreter per trajectory" if limits.persistent else "fresh state per block"
-    preload = ", ".join(info.preloaded) or "nothing"
+    preload = (", ".join(info.preloaded) or "nothing") + " imported"
+    if info.missing:
+        preload += f" (could not import {', '.join(info.missing)})"
     if not info.jailed:
         return (f"sandbox: WARNING: isolation: none — generated code runs unjailed as this user: it can read and "
                 f"write every file this user can, reach the network, and see other processes; limits per block: "
-                f"{what}; {state} (forked from a template with {preload} imported)")  # fmt: skip
+                f"{what}; {state} (forked from a template with {preload})")  # fmt: skip
     return (f"sandbox: jail ({info.bwrap or 'bubblewrap'}, {info.mode}): code sees its workspace copy, a private "
             f"/tmp and a read-only Python runtime, nothing else of the host; no network; own pid/IPC/mount "
-            f"namespaces; per block: {what}; {state} (forked from a template with {preload} imported, "
+            f"namespaces; per block: {what}; {state} (forked from a template with {preload}, "
             f"{info.rss_mb:g} MB, started in {info.start_s:.2f} s)")  # fmt: skip
 
