@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from darecipe.jail import Pool, SandboxUnavailable, get_pool
+from darecipe.jail import Pool, SandboxUnavailable, get_pool, runtime_dirs
 from darecipe.sandbox import SandboxError, SandboxLimits, Session, describe_isolation, run_code
 
 from conftest import BIN, REPO
@@ -108,7 +108,7 @@ def test_the_jail_is_on_and_the_log_line_says_so(jail, ws):
     res = run_code("import os\nprint(sorted(os.listdir('/')), os.getcwd(), os.getuid())", ws, LIMITS)
     top, cwd, uid = res.output.rsplit(" ", 2)
     allowed = {"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "proc", "dev", "tmp", "sandbox",
-               "episodes", "cgroup"} | {Path(d).parts[1] for d in __import__("darecipe.jail").jail.runtime_dirs()}  # fmt: skip
+               "episodes", "cgroup"} | {Path(d).parts[1] for d in runtime_dirs()}  # fmt: skip
     assert set(eval(top)) <= allowed, top
     assert cwd == "/sandbox/workspace" and int(uid) != 0
 
@@ -688,7 +688,7 @@ def test_user_namespace_mode_as_on_a_slurm_node(tmp_path):
     watchdog and the per-block process limit), as on a SLURM node."""
     if os.geteuid() != 0:
         pytest.fail("this test switches to an unprivileged user and needs root to do so")
-    from darecipe.jail import PYTHON, runtime_dirs
+    from darecipe.jail import PYTHON
 
     ws = Path(tempfile.mkdtemp(prefix="darecipe-usermode-"))
     keep = tempfile.mkdtemp(prefix="darecipe-usermode-keep-")
