@@ -12,7 +12,7 @@ export PATH := $(BIN):$(PATH)
 export HF_HUB_OFFLINE := 1
 export MODELSCOPE_OFFLINE := 1
 
-.PHONY: install demo report test lint dry-run slurm-profile plan runs clean-runs help
+.PHONY: install jail demo report test lint dry-run slurm-profile plan runs clean-runs help
 SNAKEMAKE_PROFILES := $(HOME)/.config/snakemake
 
 help:
@@ -43,19 +43,23 @@ $(STAMP): pyproject.toml requirements.lock envs/skyrl.yaml
 		-d $(VENV)/share/wheels skyrl-train==$(SKYRL_TRAIN_VERSION)
 	touch $@
 
-demo: install
+# The sandbox's jail (bubblewrap) is a system package: installed with apt where this runs as root.
+jail:
+	@bash tools/install_jail.sh
+
+demo: install jail
 	@start=$$(date +%s); \
 	$(BIN)/snakemake --cores $(CORES) all || exit $$?; \
 	end=$$(date +%s); \
 	echo; $(BIN)/python -m darecipe.demo_report; echo "Done in $$((end - start)) s."
 
 # Snakemake's self-contained HTML report (opens offline): figures, evaluation table, DAG, runtimes, provenance.
-report: install
+report: install jail
 	$(BIN)/snakemake --cores $(CORES) all
 	$(BIN)/snakemake --report results/report.html
 	@echo "open results/report.html"
 
-test: install
+test: install jail
 	$(BIN)/python -m pytest -q -rs
 
 lint: install

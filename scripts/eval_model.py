@@ -57,9 +57,9 @@ def main(smk, log):
     model = Path(smk.input.model)
     tasks = [rec for _, rec in read_jsonl(smk.input.tasks)]
     limits = SandboxLimits.from_config(smk.params.sandbox)
+    log(describe_isolation(limits))
     tok = AutoTokenizer.from_pretrained(model)
-    log(f"eval {stage}: {len(tasks)} held-out tasks, model {model}, backend {cfg['backend']}, "
-        f"sandbox isolation: {describe_isolation(limits)}")  # fmt: skip
+    log(f"eval {stage}: {len(tasks)} held-out tasks, model {model}, backend {cfg['backend']}")
     with tempfile.TemporaryDirectory(prefix=f"eval-{stage}-") as tmp, ExitStack() as stack:
         workspaces = [Path(tmp) / f"ws{i}" for i in range(len(tasks))]
         states = [State(t["id"], prepare(t, Path(cfg["data_root"]), ws)) for t, ws in zip(tasks, workspaces)]

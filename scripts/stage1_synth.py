@@ -40,6 +40,9 @@ def main(smk, log):
     tpl = load_template(smk.input.template)
     data_root = Path(p.data_root)
     settings = LLMSettings.from_config(smk.config["llm"])
+    limits = SandboxLimits(**p.sandbox) if p.kind == "file" else None
+    if limits:
+        log(describe_isolation(limits))  # first: how the teacher's code will be isolated, or that it cannot be
     log(f"{p.set} shard {shard}/{n_shards}: {len(mine)} tasks, teacher {settings.model} ({settings.backend}, "
         f"{settings.mode})")  # fmt: skip
 
@@ -75,9 +78,6 @@ def main(smk, log):
             cache.close()
 
         records, missing = [], []
-        limits = SandboxLimits(**p.sandbox) if p.kind == "file" else None
-        if limits:
-            log(describe_isolation(limits))
         for (t, _, extra), res in zip(jobs, results):
             where = f"{p.set} shard {shard}"
             if res.error:

@@ -36,22 +36,22 @@ from darecipe.synthesis import (
 
 
 def main(smk, log):
+    limits = SandboxLimits(**smk.params.sandbox)
+    log(describe_isolation(limits))  # first: how the code will be isolated, or that it cannot be
     with local_teacher(LLMSettings.from_config(smk.config["llm"]), Path(f"{smk.log[0]}.teacher"), log) as settings:
-        synthesise(smk, log, settings)
+        synthesise(smk, log, settings, limits)
 
 
-def synthesise(smk, log, settings):
+def synthesise(smk, log, settings, limits):
     p = smk.params
     job = Job(**p.job)
     category = job.category
-    limits = SandboxLimits(**p.sandbox)
     cache_root = Path(smk.config["llm"]["cache_dir"]) / "synthesis" / category / job.workspace / str(job.batch)
     rejects, sft, rl = Rejects(), [], []
     missing = {"questioner": [], "solver": [], "inspector": []}  # unanswered teacher calls, asked again on rerun
     workspaces = {job.workspace: Path(smk.input.workspace)}
     log(f"{category}: workspace {job.workspace}, batch {job.batch + 1} of {job.batches}: {job.n_sft} trajectory "
         f"and {job.n_rl} RL tasks asked")  # fmt: skip
-    log(describe_isolation(limits))
 
     # 1. questioner
     q_tpl = load_template(smk.input.questioner)

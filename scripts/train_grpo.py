@@ -9,7 +9,6 @@ from darecipe.llm import LLMSettings
 from darecipe.rollout import (
     EPISODE_ENV,
     JUDGE_ENV,
-    ROLLOUT_DIR_ENV,
     ROLLOUT_LOG_ENV,
     SANDBOX_ENV,
     WORKSPACE_ROOT_ENV,
@@ -23,6 +22,7 @@ from darecipe.swift_args import grpo_args
 
 
 def main(smk, log):
+    log(describe_isolation(SandboxLimits(**smk.params.sandbox)))  # stops here if the jail cannot be built
     hp = dict(smk.params.hp)
     dataset = Path(smk.input.data)
     workspaces = Path(smk.input.workspaces).resolve()
@@ -41,13 +41,11 @@ def main(smk, log):
             "the answers; reward = RECIPE §6 with the judge terms")  # fmt: skip
         if jcfg["backend"] == "openai":
             preflight(settings)  # no key or no endpoint: stop here, before training, with one line
-    log(describe_isolation(SandboxLimits(**smk.params.sandbox)))
 
     def env_for(run_dir: Path) -> dict:
         run_dir = run_dir.resolve()
         return {
             WORKSPACE_ROOT_ENV: str(workspaces),
-            ROLLOUT_DIR_ENV: str(run_dir / "rollout-workspaces"),
             SANDBOX_ENV: json.dumps(dict(smk.params.sandbox)),
             EPISODE_ENV: json.dumps({"max_trajectory_length": hp["max_trajectory_length"]}),
             ROLLOUT_LOG_ENV: str(run_dir / "rollouts.jsonl"),

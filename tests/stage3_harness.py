@@ -21,7 +21,7 @@ from swift.infer_engine.protocol import (
 from swift.rollout.agent_loop import run_multi_turn
 
 from darecipe import swift_plugin
-from darecipe.rollout import EPISODE_ENV, ROLLOUT_DIR_ENV, ROLLOUT_LOG_ENV, SANDBOX_ENV, WORKSPACE_ROOT_ENV
+from darecipe.rollout import EPISODE_ENV, ROLLOUT_LOG_ENV, SANDBOX_ENV, WORKSPACE_ROOT_ENV
 
 TASK = "Sum column a of t.csv."
 
@@ -32,7 +32,6 @@ def task_environment(tmp_path, monkeypatch, timeout_s: float, max_trajectory_len
     ws.mkdir(parents=True)
     (ws / "t.csv").write_text("a,b\n1,2\n3,4\n")
     monkeypatch.setenv(WORKSPACE_ROOT_ENV, str(tmp_path / "workspaces"))
-    monkeypatch.setenv(ROLLOUT_DIR_ENV, str(tmp_path / "rollouts"))
     monkeypatch.setenv(ROLLOUT_LOG_ENV, str(tmp_path / "rollouts.jsonl"))
     monkeypatch.setenv(SANDBOX_ENV, json.dumps({"timeout_s": timeout_s}))
     monkeypatch.setenv(EPISODE_ENV, json.dumps({"max_trajectory_length": max_trajectory_length}))

@@ -184,8 +184,10 @@ def test_stage2_and_stage3_data_come_from_synthesis(demo_run):
 
 
 def test_stage3_says_when_there_is_no_judge(demo_run):
-    first = (demo_run["dir"] / "logs/train_stage3.log").read_text().splitlines()[0]
-    assert "judge.backend is none: the LLM-judge terms are dropped from the reward" in first
+    # The first line says how generated code is isolated (docs/sandbox.md); the judge's absence comes next.
+    first, second = (demo_run["dir"] / "logs/train_stage3.log").read_text().splitlines()[:2]
+    assert "] sandbox: jail (" in first
+    assert "judge.backend is none: the LLM-judge terms are dropped from the reward" in second
 
 
 def test_stage3_with_a_judge_on_the_local_test_server(demo_run, tmp_path, monkeypatch):

@@ -1,4 +1,6 @@
-from darecipe.sandbox import SandboxLimits, execute_block, run_code
+from pathlib import Path
+
+from darecipe.sandbox import SandboxLimits, Session, execute_block, run_code
 
 
 def test_output_error_and_fence(tmp_path):
@@ -32,10 +34,93 @@ def test_output_is_truncated(tmp_path):
 
 
 def test_matplotlib_is_headless(tmp_path):
-    res = run_code("import matplotlib.pyplot as plt\nplt.plot([1,2])\nplt.savefig('p.png')\nprint('ok')", tmp_path)
-    assert res.output == "ok" and (tmp_path / "p.png").is_file()
+    session = Session(tmp_path, SandboxLimits())
+    try:
+        res = session.run("import matplotlib.pyplot as plt\nplt.plot([1,2])\nplt.savefig('p.png')\nprint('ok')")
+        assert res.output == "ok"
+        assert session.run("import os\nprint(os.path.getsize('p.png') > 1000)").output == "True"
+    finally:
+        session.close()
+
+
+def test_files_persist_between_blocks_of_a_session_but_never_reach_the_source(tmp_path):
+    (tmp_path / "data.csv").write_text("a\n1\n")
+    session = Session(tmp_path, SandboxLimits())
+    try:
+        assert session.run("open('out.txt', 'w').write('x')\nopen('data.csv', 'a').write('2\\n')").ok
+        assert session.run("import os\nprint(sorted(os.listdir('.')), open('data.csv').read().split())").output == (
+            "['data.csv', 'out.txt'] ['a', '1', '2']"
+        )
+    finally:
+        session.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv"] and (tmp_path / "data.csv").read_text() == "a\n1\n"
+
+
+def test_a_block_sees_stdout_then_stderr_and_exit_codes_like_python(tmp_path):
+    res = run_code("import sys\nprint('out')\nprint('err', file=sys.stderr)\nsys.exit(3)", tmp_path)
+    assert not res.ok and res.output == "out\nerr"
+    assert run_code("import sys\nprint('fine', file=sys.stderr)\nprint('shown')", tmp_path).output == "shown"
+    assert run_code("import os\nos.kill(os.getpid(), 9)", tmp_path).output == "Killed by signal SIGKILL"
+
+
+def test_random_state_is_fresh_in_every_block(tmp_path):
+    code = "import random, numpy\nprint(random.random(), numpy.random.rand())"
+    session = Session(tmp_path, SandboxLimits())
+    try:
+        assert session.run(code).output != session.run(code).output
+    finally:
+        session.close()
 
 
 def test_execute_block_wraps_the_observation(tmp_path):
     text, res = execute_block("print('hi')", tmp_path)
     assert text == "<Execute>\nhi\n</Execute>" and res.ok
+
+
+def test_isolation_none_runs_the_same_way_unjailed_and_cleans_up(tmp_path):
+    from darecipe.jail import Pool
+
+    (tmp_path / "data.csv").write_text("a\n1\n")
+    limits = SandboxLimits(isolation="none", timeout_s=2, max_output_chars=200)
+    pool = Pool(False, limits.preload)
+    pool.start()
+    scratch = Path(pool.scratch)
+    try:
+        assert pool.info.mode == "none"
+        session = Session(tmp_path, limits, pool)
+        try:
+            assert session.run("open('out.txt', 'w').write('x')").ok
+            assert session.run("import os\nprint(sorted(os.listdir('.')))").output == "['data.csv', 'out.txt']"
+            assert session.run("while True:\n    pass").timed_out
+            assert "characters truncated" in session.run("print('z' * 5000)").output
+        finally:
+            session.close()
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv"]
+    finally:
+        pool.close()
+    assert not scratch.exists()
+
+
+def test_capped_output_is_what_cutting_the_whole_text_gives():
+    """The parent keeps only heads and tails of stdout and stderr; the observation must be the same as if it had
+    kept everything and cut the concatenation (trailing newlines stripped, the error line appended)."""
+    import random
+
+    from darecipe.jail import Capture, render, truncate
+
+    rng = random.Random(0)
+    alphabet = "ab\né€😀"
+    for _ in range(300):
+        limit = rng.choice([100, 150, 4096])
+        texts = ["".join(rng.choice(alphabet) for _ in range(rng.choice([0, 5, 90, 300, 9000]))) for _ in range(2)]
+        suffix = rng.choice(["", "TimeoutError: execution exceeded 1 s and was stopped"])
+        streams = []
+        for text in texts:
+            cap, data = Capture(limit), text.encode()
+            for i in range(0, len(data), 7):  # chunks that split multi-byte characters
+                cap.feed(data[i : i + 7])
+            cap.feed(b"", final=True)
+            streams.append(cap)
+        whole = "".join(texts).rstrip("\n")
+        expected = truncate(f"{whole}\n{suffix}" if whole and suffix else whole or suffix, limit)
+        assert render(streams, limit, suffix) == expected

@@ -47,8 +47,7 @@ def test_rollouts_of_one_prompt_never_share_a_workspace(tiny_vocab, env):
     for out in outs:
         # Each rollout sees its own mine.txt and the task file, nothing written by the other.
         assert "<Execute>\n['mine.txt', 't.csv']\n</Execute>" in out.messages[-1]["content"]
-    assert not (env / "workspaces/demo/task1/mine.txt").exists()
-    assert list((env / "rollouts").iterdir()) == []  # copies are removed when episodes end
+    assert not (env / "workspaces/demo/task1/mine.txt").exists()  # the task's workspace itself is never written
 
 
 def test_failed_code_reaches_the_reward_as_a_failed_block(tiny_vocab, env):

@@ -1,7 +1,8 @@
-"""One episode of the DeepAnalyze environment: its private workspace copy, how a model's turn is cut and run, and
-when the episode ends. Shared by the ms-swift scheduler plugin and the skyrl-gym environment (stage 3) and by the
-agent loop of evaluation and synthesis (`agent.run_agents`), so every backend runs code, counts successes and ends
-episodes the same way. docs/reward.md compares each rule with the public release's environment.
+"""One episode of the DeepAnalyze environment: how a model's turn is cut and run, and when the episode ends; code
+runs in the sandbox's private copy of the task's workspace. Shared by the ms-swift scheduler plugin and the
+skyrl-gym environment (stage 3) and by the agent loop of evaluation and synthesis (`agent.run_agents`), so every
+backend runs code, counts successes and ends episodes the same way. docs/reward.md compares each rule with the
+public release's environment.
 
 A turn (what the model generated until `</Code>`, EOS or its length limit):
 - is kept up to its first `</Code>` or `</Answer>`, whichever comes first (generation stops at `</Code>`; the
@@ -19,16 +20,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import statistics
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .sandbox import ERROR_MARKER, ExecResult, SandboxLimits, Session, execute_block
 
 WORKSPACE_ROOT_ENV = "DARECIPE_WORKSPACE_ROOT"
-ROLLOUT_DIR_ENV = "DARECIPE_ROLLOUT_DIR"
 SANDBOX_ENV = "DARECIPE_SANDBOX"
 EPISODE_ENV = "DARECIPE_EPISODE"
 JUDGE_ENV = "DARECIPE_JUDGE"
@@ -58,14 +56,6 @@ def workspace_source(root: Path, data: str, workspace_id: str) -> Path:
     return src
 
 
-def copy_workspace(src: Path, parent: Path) -> Path:
-    """A private copy per rollout: files one rollout writes are never seen by another."""
-    parent.mkdir(parents=True, exist_ok=True)
-    dest = Path(tempfile.mkdtemp(prefix="rollout-", dir=parent))
-    shutil.copytree(src, dest, dirs_exist_ok=True)
-    return dest
-
-
 @dataclass
 class Turn:
     action: str  # the turn as kept
@@ -76,12 +66,11 @@ class Turn:
 
 @dataclass
 class Episode:
-    workdir: Path
+    workdir: Path  # the task's workspace, read only: the session copies it into the jail (one copy per rollout)
     limits: SandboxLimits
     max_turns: int = 30
     max_tokens: int | None = None
     on_no_code: str = "continue"  # continue (the environment); stop (a synthesis solver's attempt ends there)
-    owns_workdir: bool = False
     text: str = ""
     turns: int = 0
     tokens: int = 0
@@ -157,17 +146,14 @@ class Episode:
         if self.session:
             self.session.close()
             self.session = None
-        if self.owns_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def open_episode(data: str, workspace_id: str, limits: SandboxLimits, max_tokens: int | None = None,
                  root: str | Path | None = None, max_turns: int = 30) -> Episode:  # fmt: skip
-    """A new episode in a private copy of the task's workspace (roots from the environment the trainer set)."""
+    """A new episode on the task's workspace (root from the environment the trainer set); its sandbox session
+    works in a private copy, so files one rollout writes are never seen by another."""
     root = Path(root or os.environ.get(WORKSPACE_ROOT_ENV, "results/data/rl/workspaces"))
-    parent = Path(os.environ.get(ROLLOUT_DIR_ENV) or tempfile.gettempdir())
-    workdir = copy_workspace(workspace_source(root, data, workspace_id), parent)
-    return Episode(workdir, limits, max_turns=max_turns, max_tokens=max_tokens, owns_workdir=True)
+    return Episode(workspace_source(root, data, workspace_id), limits, max_turns=max_turns, max_tokens=max_tokens)
 
 
 def log_rollout(record: dict) -> None:

@@ -23,10 +23,24 @@ class RuleLog:
             sys.stderr.write(line)
 
 
+def die_with_parent() -> None:
+    """End this process when the one that started it (Snakemake) ends, even by SIGKILL: a job must not run on,
+    and the sandboxes it holds end with it (see docs/sandbox.md)."""
+    import ctypes
+    import os
+    import signal
+
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent ended before the signal was armed
+        os._exit(1)
+
+
 def run_script(main, smk) -> None:
     """Run a rule script's `main(smk, log)`; a user-fixable error ends as one line in the log and on stderr."""
     from .io import InputError
 
+    die_with_parent()
     log = RuleLog(smk.log[0] if smk.log else None)
     try:
         main(smk, log)

@@ -1,51 +1,44 @@
-"""Run generated `<Code>` blocks for real, isolated, in a rollout's private copy of its workspace.
+"""Run generated `<Code>` blocks for real, jailed, each episode in a private copy of its workspace.
 
-Every failure — an exception, a timeout, a kill by a limit — comes back as `[Error]:\\n…` and counts as a
-failed block. Two modes: a fresh interpreter per block (the paper's behaviour, the default) or one persistent
-interpreter per trajectory, so state carries from block to block.
+Every failure of a block — an exception, a timeout, a kill by a limit, a workspace that cannot be prepared —
+comes back as `[Error]:\\n…` and counts as a failed block. Only the machinery raises: `SandboxUnavailable` where the
+jail cannot be built (one message saying what is missing), `SandboxError` if its template process dies (which no
+block can cause). docs/sandbox.md says what the jail allows and forbids.
 
-Isolation ("namespaces", used when the process is root and Linux namespaces are available):
-- a new network namespace: no interface but a downed loopback, so no connection of any kind;
-- a new mount namespace in which every mount is read-only except the workspace and a private /tmp inside it;
-  directories on the interpreter's path that others cannot enter (e.g. /root) are replaced by empty ones
-  exposing only that path, so the home directory and its secrets are not visible;
-- a unique unprivileged user id per run, so the process-count limit (RLIMIT_NPROC) applies and every process
-  left behind can be found and killed;
-- rlimits on address space (memory), processes, file size and core dumps; an environment with no secrets.
-Without root or namespaces ("none"), only the rlimits, the scrubbed environment and process-group killing
-apply; the pipeline logs that once, and `sandbox.isolation: namespaces` makes it an error instead.
+- `isolation: auto` (the default): the jail (`darecipe.jail`, built with bubblewrap). Code sees its workspace (a
+  copy on a size-limited tmpfs), a private /tmp on the same tmpfs and a read-only Python runtime; nothing else of
+  the host. No network, no host sockets, own pid/IPC/mount namespaces, no privileges. Whole-block limits on memory
+  and processes, a wall-clock timeout, output streamed and capped. Nothing outlives its block, the session, or the
+  pipeline process.
+- `isolation: none`: no jail, on purpose; every log that uses it says so on its first line.
+
+Fresh state per block, as in the paper: each block is a process forked from a warm template that has imported
+`preload` (numpy, pandas, matplotlib…) but run nothing, so no Python state carries from block to block; files in
+the workspace do persist between blocks of one session. `persistent: true` keeps one interpreter per session.
 """
 
 from __future__ import annotations
 
-import ctypes
-import json
+import dataclasses
 import os
-import resource
-import select
-import shutil
 import signal
-import struct
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
+from .jail import Pool, PoolLost, SandboxUnavailable, describe, get_pool, open_episode, render, run_block, truncate
+
+
+class SandboxError(RuntimeError):
+    """The jail's template died or stopped answering: an infrastructure failure, not a block's result."""
 from .tags import strip_fence
 
+__all__ = ["ERROR_MARKER", "ExecResult", "SandboxError", "SandboxLimits", "SandboxUnavailable", "Session",
+           "describe_isolation", "execute_block", "resolve_isolation", "run_code", "truncate"]  # fmt: skip
+
 ERROR_MARKER = "[Error]:"
-# Only these variables reach generated code: no API keys, no tokens, no cluster credentials.
-PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
-UID_BASE = 200_000
-
-CLONE_NEWNS, CLONE_NEWNET = 0x00020000, 0x40000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
-
-
-class SandboxUnavailable(RuntimeError):
-    """Isolation was required (`isolation: namespaces`) but this machine cannot provide it."""
+DEFAULT_PRELOAD = ("numpy", "pandas", "matplotlib.pyplot")
 
 
 @dataclass(frozen=True)
@@ -55,12 +48,27 @@ class SandboxLimits:
     max_output_chars: int = 4096
     max_processes: int = 64
     max_file_mb: int = 512
-    isolation: str = "auto"  # auto | namespaces | none
+    disk_mb: int = 1024
+    isolation: str = "auto"  # auto: the jail, or stop | none: no isolation, on purpose
     persistent: bool = False
+    preload: tuple[str, ...] = DEFAULT_PRELOAD
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "preload", tuple(self.preload))
+        if self.isolation not in ("auto", "none"):
+            raise ValueError(f"sandbox.isolation must be auto or none, not {self.isolation!r}")
 
     @classmethod
     def from_config(cls, cfg: dict) -> "SandboxLimits":
         return cls(**{k: v for k, v in cfg.items() if k in cls.__dataclass_fields__})
+
+    @property
+    def jailed(self) -> bool:
+        return self.isolation != "none"
+
+    def per_block(self) -> dict:
+        return {"timeout_s": float(self.timeout_s), "memory_mb": int(self.memory_mb),
+                "max_processes": int(self.max_processes), "max_file_mb": int(self.max_file_mb)}  # fmt: skip
 
 
 @dataclass
@@ -75,374 +83,100 @@ class ExecResult:
         return self.output if self.ok else f"{ERROR_MARKER}\n{self.output}"
 
 
-def truncate(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    head = limit * 2 // 3
-    tail = limit - head
-    return f"{text[:head]}\n…[{len(text) - limit} characters truncated]…\n{text[-tail:]}"
+def _result(outcome, limits: SandboxLimits) -> ExecResult:
+    streams, limit = outcome.streams, limits.max_output_chars
+    if outcome.status == "exit" and outcome.code == 0:
+        return ExecResult(True, render(streams[:1], limit), False, outcome.seconds)
+    if outcome.status == "timeout":
+        suffix = f"TimeoutError: execution exceeded {limits.timeout_s:g} s and was stopped"
+    elif outcome.status == "memory" or outcome.oom:
+        suffix = f"MemoryError: the block's processes together used more than {limits.memory_mb} MB and were stopped"
+    elif outcome.status == "signal":
+        suffix = f"Killed by signal {_signal_name(outcome.signal)}"
+    elif outcome.status == "lost":
+        sig = f" (signal {_signal_name(outcome.signal)})" if outcome.signal else ""
+        suffix = f"the interpreter died{sig}; its state is lost"
+    else:
+        suffix = ""
+    if outcome.persistent_lost or (outcome.status in ("timeout", "memory") and limits.persistent):
+        suffix += "\n(the interpreter was restarted: variables from earlier blocks are gone)"
+    return ExecResult(False, render(streams, limit, suffix), outcome.status == "timeout", outcome.seconds)
 
 
-def scratch_dir(workdir: Path) -> Path:
-    """The code's temp and cache folder: beside the workspace, so listing the workspace shows only its files."""
-    return workdir.parent / f".{workdir.name}.scratch"
-
-
-def scrubbed_env(workdir: Path) -> dict[str, str]:
-    env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
-    tmp = scratch_dir(workdir)
-    env.update(
-        HOME=str(workdir), TMPDIR=str(tmp), MPLBACKEND="Agg", MPLCONFIGDIR=str(tmp / "matplotlib"),
-        PYTHONIOENCODING="utf-8", PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1",
-        OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
-    )  # fmt: skip
-    return env
-
-
-# ---------------------------------------------------------------- isolation (runs in the child, before exec)
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _check(rc: int, what: str) -> None:
-    if rc != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
-def _mount(src, target, fstype, flags, data=None) -> None:
-    enc = (lambda s: str(s).encode() if isinstance(s, (str, Path)) else s)
-    _check(_libc.mount(enc(src), enc(target), enc(fstype), flags, enc(data)), f"mount {target}")
-
-
-def _mountpoints() -> list[str]:
-    points = []
-    with open("/proc/self/mounts") as f:
-        for line in f:
-            p = line.split()[1].encode().decode("unicode_escape")
-            points.append(p)
-    return points
-
-
-def _needed_paths() -> list[Path]:
-    """Directories generated code must reach: the interpreter, its standard library and packages."""
-    paths = {Path(sys.executable).resolve().parent, Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()}
-    return sorted(paths)
-
-
-def _mask_private_dirs(keep: list[Path]) -> None:
-    """Replace each directory on the way to a `keep` path that others cannot enter by an empty 0711 tmpfs that
-    holds only the next steps of those ways (bind-mounted back from the real directories). Anything else in it,
-    such as the rest of a home directory, stays out of sight."""
-    expose: dict[Path, set[str]] = {}
-    for target in keep:
-        parts = target.parts
-        for i in range(1, len(parts) - 1):
-            d = Path(*parts[: i + 1])
-            if not os.stat(d).st_mode & 0o001:
-                expose.setdefault(d, set()).add(parts[i + 1])
-    for d in sorted(expose, key=lambda p: len(p.parts)):
-        fds = {child: os.open(d / child, os.O_RDONLY | os.O_DIRECTORY) for child in sorted(expose[d])}
-        _mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0711,size=1m")
-        for child, fd in fds.items():
-            os.mkdir(d / child)
-            _mount(f"/proc/self/fd/{fd}", d / child, None, MS_BIND | MS_REC)
-            os.close(fd)
-
-
-def _isolate(workdir: str) -> None:
-    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET), "unshare")
-    _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    scratch = str(scratch_dir(Path(workdir)))
-    _mask_private_dirs(_needed_paths() + [Path(workdir), Path(scratch)])
-    for writable in (workdir, scratch):
-        _mount(writable, writable, None, MS_BIND | MS_REC)
-    for point in reversed(_mountpoints()):
-        if point in (workdir, scratch) or point.startswith(workdir + "/") or point.startswith("/proc"):
-            continue
-        try:
-            _mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
-        except OSError:
-            pass  # pseudo file systems that refuse a read-only remount (nothing writable through them)
-
-
-def _child_setup(workdir: str, limits: SandboxLimits, uid: int | None):
-    def setup() -> None:
-        os.setsid()
-        if uid is not None:
-            _isolate(workdir)
-            os.chdir(workdir)  # the cwd set before this still points into the read-only mount below the bind
-        mem = limits.memory_mb << 20
-        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        fsize = limits.max_file_mb << 20
-        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-        if uid is not None:
-            resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_processes, limits.max_processes))
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-
-    return setup
-
-
-@lru_cache(maxsize=1)
-def namespaces_available() -> bool:
-    """Root, and a child can enter new mount and network namespaces."""
-    if os.geteuid() != 0:
-        return False
-    pid = os.fork()
-    if pid == 0:
-        try:
-            _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET), "unshare")
-            os._exit(0)
-        except BaseException:
-            os._exit(1)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status) == 0
-
-
-def resolve_isolation(limits: SandboxLimits) -> str:
-    if limits.isolation == "none":
-        return "none"
-    if namespaces_available():
-        return "namespaces"
-    if limits.isolation == "namespaces":
-        raise SandboxUnavailable(
-            "sandbox.isolation: namespaces needs root and Linux mount/network namespaces, which this machine does not "
-            "allow; set sandbox.isolation: auto to run with resource limits only"
-        )
-    return "none"
-
-
-def _prepare(workdir: Path, uid: int | None) -> None:
-    (scratch_dir(workdir) / "matplotlib").mkdir(parents=True, exist_ok=True)
-    if uid is not None:
-        for top in (workdir, scratch_dir(workdir)):
-            for root, dirs, files in os.walk(top):
-                for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
-                    os.lchown(name, uid, uid)
-
-
-def _new_uid() -> int:
-    return UID_BASE + (os.getpid() * 1000 + time.monotonic_ns() // 1000) % 1_000_000
-
-
-def _kill_all(proc: subprocess.Popen, uid: int | None) -> None:
-    """Kill the block's process group and, when it ran as its own user, every process of that user."""
+def _signal_name(num: int | None) -> str:
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    if uid is None:
-        return
-    if not _live_processes(uid):
-        return
-    # kill(-1) sent *as that user* reaches every process the user owns, including ones that left the group.
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.setuid(uid)
-            for _ in range(200):
-                try:
-                    os.kill(-1, signal.SIGKILL)
-                except ProcessLookupError:
-                    break
-                if not _live_processes(uid):
-                    break
-                time.sleep(0.002)
-        finally:
-            os._exit(0)
-    os.waitpid(pid, 0)
-
-
-def _live_processes(uid: int) -> bool:
-    """Whether a process of `uid` is still running (zombies waiting to be reaped do not count)."""
-    me = os.getpid()
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == me:
-            continue
-        try:
-            with open(f"/proc/{entry.name}/status") as f:
-                fields = dict(line.split(":", 1) for line in f if line.startswith(("State:", "Uid:")))
-        except OSError:
-            continue
-        if int(fields["Uid"].split()[0]) == uid and not fields["State"].strip().startswith("Z"):
-            return True
-    return False
-
-
-def _launch(argv: list[str], workdir: Path, limits: SandboxLimits, result_fd: int | None = None,
-            **kw) -> tuple[subprocess.Popen, int | None]:  # fmt: skip
-    """Start `argv` in the sandbox; `result_fd` (if given) becomes the child's fd 3."""
-    mode = resolve_isolation(limits)
-    uid = _new_uid() if mode == "namespaces" else None
-    workdir = workdir.resolve()
-    _prepare(workdir, uid)
-    setup = _child_setup(str(workdir), limits, uid)
-    if result_fd is not None:
-        inner = setup
-
-        def setup() -> None:
-            os.dup2(result_fd, 3)
-            inner()
-
-        # Popen closes unlisted descriptors after preexec_fn has run: keep 3 open as well as the pipe end.
-        kw["pass_fds"] = tuple({result_fd, 3})
-    proc = subprocess.Popen(argv, cwd=workdir, env=scrubbed_env(workdir), preexec_fn=setup, **kw)
-    return proc, uid
-
-
-# ---------------------------------------------------------------- fresh interpreter per block
-
-
-def run_code(code: str, workdir: Path, limits: SandboxLimits = SandboxLimits()) -> ExecResult:
-    """Run `code` (a <Code> body; a ```python fence is stripped) in a fresh interpreter with cwd=`workdir`."""
-    source = strip_fence(code)
-    start = time.monotonic()
-    proc, uid = _launch([sys.executable, "-I", "-"], workdir, limits,
-                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    try:
-        out, err = proc.communicate(source.encode("utf-8"), timeout=limits.timeout_s)
-        timed_out = False
-    except subprocess.TimeoutExpired:
-        _kill_all(proc, uid)
-        out, err = proc.communicate()
-        timed_out = True
-    finally:
-        _kill_all(proc, uid)
-    return _result(proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), timed_out,
-                   time.monotonic() - start, limits)  # fmt: skip
-
-
-def _result(rc, stdout, stderr, timed_out, seconds, limits) -> ExecResult:
-    if timed_out:
-        text = (stdout + stderr).rstrip("\n")
-        msg = f"TimeoutError: execution exceeded {limits.timeout_s:g} s and was stopped"
-        return ExecResult(False, truncate(f"{text}\n{msg}" if text else msg, limits.max_output_chars), True, seconds)
-    if rc != 0:
-        text = (stdout + stderr).rstrip("\n")
-        if rc is not None and rc < 0:
-            text += f"\nKilled by signal {signal.Signals(-rc).name}"
-        return ExecResult(False, truncate(text, limits.max_output_chars), False, seconds)
-    return ExecResult(True, truncate(stdout.rstrip("\n"), limits.max_output_chars), False, seconds)
-
-
-# ---------------------------------------------------------------- one persistent interpreter per trajectory
-
-# Runs inside the sandbox: reads length-prefixed code blocks on fd 0, executes each in one namespace, sends a
-# length-prefixed JSON result on fd 3. The block's own prints go to a buffer, not to the protocol channel.
-_SERVER = r"""
-import io, json, os, struct, sys, traceback, contextlib
-chan_in, chan_out = os.fdopen(0, "rb", buffering=0), os.fdopen(3, "wb", buffering=0)
-ns = {"__name__": "__main__"}
-def read_exact(n):
-    buf = b""
-    while len(buf) < n:
-        part = chan_in.read(n - len(buf))
-        if not part:
-            sys.exit(0)
-        buf += part
-    return buf
-while True:
-    size = struct.unpack("!I", read_exact(4))[0]
-    code = read_exact(size).decode("utf-8")
-    out = io.StringIO()
-    ok = True
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        try:
-            exec(compile(code, "<code>", "exec"), ns)
-        except SystemExit:
-            pass
-        except BaseException as e:
-            ok = False
-            traceback.print_exception(type(e), e, e.__traceback__.tb_next)
-    sys.stdout.flush()
-    data = json.dumps({"ok": ok, "output": out.getvalue()}).encode()
-    chan_out.write(struct.pack("!I", len(data)) + data)
-"""
-
-
-class PersistentInterpreter:
-    """One sandboxed interpreter whose globals carry from block to block. A timeout or a crash restarts it
-    (the state is lost, which the observation says)."""
-
-    def __init__(self, workdir: Path, limits: SandboxLimits):
-        self.workdir, self.limits = workdir, limits
-        self.proc: subprocess.Popen | None = None
-        self.uid: int | None = None
-
-    def _start(self) -> None:
-        r, w = os.pipe()
-        self.proc, self.uid = _launch([sys.executable, "-I", "-c", _SERVER], self.workdir, self.limits, result_fd=w,
-                                      stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        os.close(w)
-        self.result_fd = r
-
-    def run(self, code: str) -> ExecResult:
-        if self.proc is None or self.proc.poll() is not None:
-            self._start()
-        source = strip_fence(code).encode("utf-8")
-        start = time.monotonic()
-        try:
-            self.proc.stdin.write(struct.pack("!I", len(source)) + source)
-            self.proc.stdin.flush()
-            header = self._read(4, start)
-            payload = json.loads(self._read(struct.unpack("!I", header)[0], start))
-        except TimeoutError:
-            self.close()
-            res = _result(None, "", "", True, time.monotonic() - start, self.limits)
-            res.output += "\n(the interpreter was restarted: variables from earlier blocks are gone)"
-            return res
-        except (OSError, ValueError, struct.error):
-            rc = self.proc.wait(5) if self.proc else None
-            self.close()
-            msg = "the interpreter died" + (f" (signal {signal.Signals(-rc).name})" if rc and rc < 0 else "")
-            return ExecResult(False, f"{msg}; its state is lost", False, time.monotonic() - start)
-        rc = 0 if payload["ok"] else 1
-        return _result(rc, payload["output"], "", False, time.monotonic() - start, self.limits)
-
-    def _read(self, n: int, start: float) -> bytes:
-        buf = b""
-        while len(buf) < n:
-            left = self.limits.timeout_s - (time.monotonic() - start)
-            if left <= 0 or not select.select([self.result_fd], [], [], left)[0]:
-                raise TimeoutError
-            part = os.read(self.result_fd, n - len(buf))
-            if not part:
-                raise OSError("interpreter closed its result channel")
-            buf += part
-        return buf
-
-    def close(self) -> None:
-        if self.proc is not None:
-            _kill_all(self.proc, self.uid)
-            self.proc.wait()
-            for f in (self.proc.stdin,):
-                try:
-                    f.close()
-                except OSError:
-                    pass
-            os.close(self.result_fd)
-            self.proc = None
+        return signal.Signals(num).name
+    except (ValueError, TypeError):
+        return str(num)
 
 
 class Session:
-    """What an episode executes through: a fresh interpreter per block, or one persistent interpreter."""
+    """What an episode executes through. The jail's copy of `workdir` is made at the first block; the blocks of
+    one session share it (files persist), `workdir` itself is never written to."""
 
-    def __init__(self, workdir: Path, limits: SandboxLimits):
-        self.workdir, self.limits = workdir, limits
-        self.persistent = PersistentInterpreter(workdir, limits) if limits.persistent else None
+    def __init__(self, workdir: Path, limits: SandboxLimits, pool: Pool | None = None):
+        self.workdir, self.limits = Path(workdir), limits
+        self._sock = None
+        self._given = pool  # default: this process's pool for `limits`
+        self._pool: Pool | None = None
+        self._broken: str | None = None  # why the workspace could not be prepared
+
+    def _open(self) -> None:
+        if self._given is None:
+            self._pool = get_pool(self.limits.jailed, self.limits.preload)
+        else:
+            self._pool = self._given
+            if not self._pool.alive:
+                self._pool.close()
+                self._pool.start()
+        sock = self._pool.attach()
+        try:
+            self._broken = open_episode(sock, self.workdir.resolve(), int(self.limits.disk_mb))
+        except BaseException:
+            sock.close()
+            raise
+        self._sock = sock
 
     def run(self, code: str) -> ExecResult:
-        if self.persistent:
-            return self.persistent.run(code)
-        return run_code(code, self.workdir, self.limits)
+        start = time.monotonic()
+        try:
+            if self._sock is None:
+                self._open()
+            if self._broken:
+                return ExecResult(False, f"the workspace could not be prepared: {self._broken}", False,
+                                  time.monotonic() - start)  # fmt: skip
+            outcome = run_block(self._sock, strip_fence(code), self.limits.per_block(), self.limits.max_output_chars,
+                                self.limits.persistent)  # fmt: skip
+        except PoolLost as e:
+            # Not the block's doing (a block cannot reach the template): no observation is made up for a block
+            # that may never have run. The next session starts a new template.
+            self.close()
+            why = self._pool.log_tail() if self._pool is not None and not self._pool.alive else ""
+            raise SandboxError(f"sandbox: the jail's template stopped: {e}{'; ' + why if why else ''}") from None
+        if outcome.status == "setup":
+            raise SandboxUnavailable(f"sandbox: the jail could not start a block: {outcome.detail}")
+        if outcome.status == "error":
+            return ExecResult(False, f"the sandbox refused this block: {outcome.detail}", False, outcome.seconds)
+        return _result(outcome, self.limits)
 
     def close(self) -> None:
-        if self.persistent:
-            self.persistent.close()
-        shutil.rmtree(scratch_dir(self.workdir), ignore_errors=True)
+        """End the session: the template kills what still runs and drops the episode's tmpfs. Never raises."""
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            try:
+                sock.send(b'{"op": "close"}')  # said, not just closed: a forked child may hold a copy of the socket
+            except OSError:
+                pass
+            sock.close()
+
+
+def run_code(code: str, workdir: Path, limits: SandboxLimits = SandboxLimits()) -> ExecResult:
+    """Run one block (a ```python fence is stripped) in a session of its own on a copy of `workdir`."""
+    session = Session(workdir, limits)
+    try:
+        return session.run(code)
+    finally:
+        session.close()
 
 
 def execute_block(code: str, workdir: Path, limits: SandboxLimits = SandboxLimits(), session: Session | None = None):
@@ -451,14 +185,76 @@ def execute_block(code: str, workdir: Path, limits: SandboxLimits = SandboxLimit
     return f"<Execute>\n{res.observation}\n</Execute>", res
 
 
+def resolve_isolation(limits: SandboxLimits) -> str:
+    """"jail" or "none"; raises SandboxUnavailable when `auto` cannot build the jail."""
+    if not limits.jailed:
+        return "none"
+    get_pool(True, limits.preload)
+    return "jail"
+
 
 def describe_isolation(limits: SandboxLimits) -> str:
-    """One line for a rule's log: how generated code is isolated on this machine."""
-    mode = resolve_isolation(limits)
-    if mode == "namespaces":
-        return (f"sandbox: isolated (no network, read-only file system outside the workspace, own user id, "
-                f"<= {limits.max_processes} processes, {limits.memory_mb} MB, {limits.timeout_s:g} s per block, "
-                f"{'persistent interpreter' if limits.persistent else 'fresh interpreter per block'})")  # fmt: skip
-    return (f"sandbox: WARNING: no namespace isolation on this machine (needs root and Linux namespaces): code runs "
-            f"with resource limits ({limits.memory_mb} MB, {limits.timeout_s:g} s) and a scrubbed environment only, "
-            f"and can reach the network and write outside its workspace")  # fmt: skip
+    """The first line of every log that runs generated code: how it is isolated on this machine (starting the
+    jail's template, so a machine that cannot build the jail stops the rule here, with one message)."""
+    return describe(get_pool(limits.jailed, limits.preload).info, limits)
+
+
+# ---------------------------------------------------------------- `python -m darecipe.sandbox check`
+
+_TOGETHER = ("import os, time\npids = []\nfor _ in range(3):\n    pid = os.fork()\n    if pid == 0:\n"
+             "        b = bytearray(b'x') * (200 << 20)\n        time.sleep(3)\n        os._exit(0)\n    pids.append(pid)\n"
+             "bad = [s for s in (os.waitpid(p, 0)[1] for p in pids) if s]\nraise SystemExit(len(bad))")  # fmt: skip
+
+
+def check(limits: SandboxLimits) -> bool:
+    """Build the jail on this machine and try it as the pipeline will: one line per probe."""
+    import tempfile
+
+    print(describe_isolation(limits))
+    host = [p for p in (os.path.abspath("Snakefile"), os.path.abspath("config"), os.path.expanduser("~/.bashrc"),
+                        "/etc/passwd") if os.path.exists(p)]  # fmt: skip
+    small = dataclasses.replace(limits, timeout_s=10, memory_mb=256, max_processes=16, disk_mb=32)
+    probes = [
+        ("runs code", "print(6 * 7)", limits, lambda r: r.ok and r.output == "42"),
+        ("sees none of the host's files", f"import os\nprint([p for p in {host!r} if os.path.exists(p)])", limits,
+         lambda r: r.ok and r.output == "[]"),
+        ("no network", "import socket\nprint([n for _, n in socket.if_nameindex()])\n"
+         "socket.create_connection(('1.1.1.1', 53), timeout=2)", limits,
+         lambda r: not r.ok and r.output.startswith("['lo']")),
+        ("no privileges", "import os\nst = dict(l.split(':', 1) for l in open('/proc/self/status'))\n"
+         "print(os.getuid() != 0, st['CapEff'].strip(), st['NoNewPrivs'].strip())", limits,
+         lambda r: r.ok and r.output == "True 0000000000000000 1"),
+        ("memory of all processes together (3 x 200 MB against 256 MB)", _TOGETHER, small, lambda r: not r.ok),
+        ("process limit (fork bomb against 16)", "import os\nwhile True:\n    os.fork()", small,
+         lambda r: not r.ok and r.seconds < 15),
+        ("disk quota (64 MB against 32 MB)", "open('big', 'wb').write(b'z' * (64 << 20))", small,
+         lambda r: "No space left" in r.output),
+    ]  # fmt: skip
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="sandbox-check-") as ws:
+        for name, code, lim, good in probes:
+            res = run_code(code, Path(ws), lim)
+            passed = good(res)
+            ok &= passed
+            detail = "" if passed else f": {res.observation[-300:]!r}"
+            print(f"  {'ok' if passed else 'FAILED'}  {name} ({res.seconds * 1000:.0f} ms){detail}")
+    print("sandbox check: " + ("every probe passed" if ok else "FAILED"))
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m darecipe.sandbox", description="Try the jail on this machine.")
+    ap.add_argument("command", choices=["check"])
+    ap.add_argument("--isolation", default="auto", choices=["auto", "none"])
+    args = ap.parse_args(argv)
+    try:
+        return 0 if check(SandboxLimits(isolation=args.isolation)) else 1
+    except SandboxUnavailable as e:
+        print(e, file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,7 +14,7 @@ from string import Template
 from .answers import answers_match, normalise_answer, parse_number
 from .loaders import TaskRecord, materialise_files, table_text
 from .prompts import table_prompt, task_prompt
-from .sandbox import SandboxLimits, execute_block
+from .sandbox import SandboxLimits, Session, execute_block
 from .tags import check_structure, code_blocks, final_answer
 
 TABLE_TAGS = {"Analyze", "Understand", "Answer"}
@@ -131,15 +131,19 @@ def run_file_reply(reply: str, task: TaskRecord, data_root: Path, workdir: Path,
         return FileRun(text, [], "no code: a file task must read the file with a <Code> block")
     materialise_files(task.files, data_root, workdir)
     pieces, outputs, pos = [], [], 0
-    for block in blocks:
-        end = text.index("</Code>", text.index(f"<Code>{block}", pos)) + len("</Code>")
-        obs, res = execute_block(block, workdir, limits)
-        pieces.append(text[pos:end] + obs)
-        outputs.append(res.output)
-        pos = end
-        if not res.ok:
-            last = res.output.strip().splitlines()[-1] if res.output.strip() else "no output"
-            return FileRun("".join(pieces) + text[pos:], outputs, f"code failed: {last}")
+    session = Session(workdir, limits)  # the blocks of one reply share their files, as in an episode
+    try:
+        for block in blocks:
+            end = text.index("</Code>", text.index(f"<Code>{block}", pos)) + len("</Code>")
+            obs, res = execute_block(block, workdir, limits, session)
+            pieces.append(text[pos:end] + obs)
+            outputs.append(res.output)
+            pos = end
+            if not res.ok:
+                last = res.output.strip().splitlines()[-1] if res.output.strip() else "no output"
+                return FileRun("".join(pieces) + text[pos:], outputs, f"code failed: {last}")
+    finally:
+        session.close()
     full = "".join(pieces) + text[pos:]
     structure = check_structure(full)
     if not structure.ok:

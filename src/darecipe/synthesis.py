@@ -248,15 +248,19 @@ def rerun_blocks(text: str, workspace: Path, limits) -> tuple[int, list[str]]:
     with the recorded <Execute>. Returns (blocks compared, mismatches)."""
     import tempfile
 
-    from .sandbox import run_code
+    from .sandbox import Session
 
     pairs = re.findall(r"<Code>(.*?)</Code><Execute>\n(.*?)\n</Execute>", text, re.DOTALL)
     mismatches = []
     with tempfile.TemporaryDirectory(prefix="rerun-") as tmp:
         ws = Path(tmp) / "ws"
         copy_workspace_files(workspace, ws)
-        for i, (code, recorded) in enumerate(pairs):
-            again = run_code(code, ws, limits).observation
-            if again != recorded:
-                mismatches.append(f"block {i}: recorded {recorded[:80]!r}, re-run gives {again[:80]!r}")
+        session = Session(ws, limits)
+        try:
+            for i, (code, recorded) in enumerate(pairs):
+                again = session.run(code).observation
+                if again != recorded:
+                    mismatches.append(f"block {i}: recorded {recorded[:80]!r}, re-run gives {again[:80]!r}")
+        finally:
+            session.close()
     return len(pairs), mismatches
