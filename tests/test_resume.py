@@ -153,7 +153,7 @@ def test_grpo_stage_resumes_from_its_last_save(tmp_path, tiny_vocab):
           "num_generations": 2, "max_turns": 2, "max_completion_length": 16, "max_trajectory_length": 1024,
           "temperature": 1.0, "top_p": 1.0, "beta": 0.0, "use_vllm": False, "vllm_mode": "colocate",
           "vllm_gpu_memory_utilization": 0.5}  # fmt: skip
-    env = {"DARECIPE_WORKSPACE_ROOT": str(tmp_path / "workspaces"), 
+    env = {"DARECIPE_WORKSPACE_ROOT": str(tmp_path / "workspaces"),
            "DARECIPE_ROLLOUT_LOG": str(tmp_path / "rollouts.jsonl")}  # fmt: skip
 
     def launch(name):
