@@ -51,8 +51,7 @@ def main() -> None:
     for name, files in CASES.items():
         runs = [run(files) for _ in range(args.repeat)]
         wall, cpu, jobs = min(runs, key=lambda r: r[0])
-        synth = sum(n for rule, n in jobs.items() if rule in ("synth_shard", "stage1_distill", "stage1_refine",
-                                                              "stage1_tablegpt", "stage1_file"))  # fmt: skip
+        synth = sum(n for rule, n in jobs.items() if rule in ("synth_shard", "stage1_synth"))
         print(f"{name}: {sum(jobs.values())} jobs ({jobs.get('synth_shard', 0)} synth_shard, {synth} synthesis "
               f"jobs in all), {wall:.2f} s wall, {cpu:.2f} s CPU (best of {args.repeat})")  # fmt: skip
         worst = max(worst, wall)

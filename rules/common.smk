@@ -8,7 +8,16 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from darecipe.config import ConfigError, check_paths, extra_set_path, load_schema, validate_config
 from darecipe.fetch import RAW_ROOT
-from darecipe.sets import CATEGORIES, FILE_KINDS, RL_SETS, SET_ROLES, STAGE1_SETS, SYNTHESISED_SETS, alternation
+from darecipe.sets import (
+    CATEGORIES,
+    FILE_KINDS,
+    RL_SETS,
+    SET_ROLES,
+    STAGE1_SETS,
+    SYNTHESIS_KINDS,
+    SYNTHESISED_SETS,
+    alternation,
+)
 from darecipe import synthesis_plan
 
 
@@ -168,14 +177,26 @@ def training_params(stage):
 # Stage-1 synthesis: one job per (set, shard); the shard count is in the config, so a dry run shows every job.
 EXTRA_SET_NAMES = tuple(config["stage1_data"]["extra_sets"]) or ("no-extra-sets",)
 RELEASED_STAGE1_SETS = tuple(RELEASED["stage1_sets"] or STAGE1_SETS)
-SHARD_OUT = "results/data/stage1/shards/{set}/{{shard}}.jsonl"
-SHARD_REJECTS = "results/data/stage1/shards/{set}/{{shard}}.rejects.jsonl"
-SHARD_METRICS = "results/data/stage1/shards/{set}/{{shard}}.metrics.json"
 
 
 def get_shards(set_name):
     n = config["stage1_data"]["shards"]
     return [f"results/data/stage1/shards/{set_name}/{i}.jsonl" for i in range(n)]
+
+
+def get_stage1_synth_input(wildcards):
+    """A synthesised set's task file, its teacher prompt, and what its kind needs besides (darecipe.stage1.KINDS)."""
+    spec = STAGE1_SETS[wildcards.set]
+    kind = SYNTHESIS_KINDS[spec.kind]
+    out = {
+        "tasks": f"results/data/stage1/tasks/{kind.tasks}.jsonl",
+        "template": config["stage1_data"]["prompts"][spec.prompt],
+    }
+    if spec.refines:
+        out["refines"] = f"results/data/stage1/sets/{spec.refines}.arrow"
+    if kind.needs_cues:
+        out["cues"] = config["stage1_data"]["cues"]
+    return out
 
 
 def get_stage1_sets():

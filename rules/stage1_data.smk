@@ -26,103 +26,29 @@ rule stage1_tasks:
         "../scripts/stage1_tasks.py"
 
 
-rule stage1_distill:
+# Every synthesised set (darecipe.sets: made_by synthesis) is one rule, per (set, shard): its kind says which task
+# file it reads, how the teacher is asked and how a reply is checked (darecipe.stage1.KINDS).
+rule stage1_synth:
     input:
-        tasks="results/data/stage1/tasks/tableqa.jsonl",
-        template=config["stage1_data"]["prompts"]["distill"],
+        unpack(get_stage1_synth_input),
     output:
-        shard=SHARD_OUT.format(set="TableQA_distillation"),
-        rejects=SHARD_REJECTS.format(set="TableQA_distillation"),
-        metrics=SHARD_METRICS.format(set="TableQA_distillation"),
+        shard="results/data/stage1/shards/{set}/{shard}.jsonl",
+        rejects="results/data/stage1/shards/{set}/{shard}.rejects.jsonl",
+        metrics="results/data/stage1/shards/{set}/{shard}.metrics.json",
     log:
-        "logs/stage1_distill/{shard}.log",
+        "logs/stage1_synth/{set}/{shard}.log",
     benchmark:
-        "benchmarks/stage1_distill/{shard}.tsv"
-    conda:
-        TEACHER_ENV
-    resources:
-        gpu=TEACHER_GPUS,
-    params:
-        **synthesis_params(),
-        kind="distill",
-        set="TableQA_distillation",
-    script:
-        "../scripts/stage1_synth.py"
-
-
-rule stage1_refine:
-    input:
-        tasks="results/data/stage1/tasks/tableqa.jsonl",
-        distilled="results/data/stage1/sets/TableQA_distillation.arrow",
-        template=config["stage1_data"]["prompts"]["refine"],
-        cues=config["stage1_data"]["cues"],
-    output:
-        shard=SHARD_OUT.format(set="TableQA_refinement"),
-        rejects=SHARD_REJECTS.format(set="TableQA_refinement"),
-        metrics=SHARD_METRICS.format(set="TableQA_refinement"),
-    log:
-        "logs/stage1_refine/{shard}.log",
-    benchmark:
-        "benchmarks/stage1_refine/{shard}.tsv"
-    conda:
-        TEACHER_ENV
-    resources:
-        gpu=TEACHER_GPUS,
-    params:
-        **synthesis_params(),
-        kind="refine",
-        set="TableQA_refinement",
-        n_cues=config["stage1_data"]["n_cues"],
-    script:
-        "../scripts/stage1_synth.py"
-
-
-rule stage1_tablegpt:
-    input:
-        tasks="results/data/stage1/tasks/tablegpt.jsonl",
-        template=config["stage1_data"]["prompts"]["tablegpt"],
-    output:
-        shard=SHARD_OUT.format(set="TableGPT"),
-        rejects=SHARD_REJECTS.format(set="TableGPT"),
-        metrics=SHARD_METRICS.format(set="TableGPT"),
-    log:
-        "logs/stage1_tablegpt/{shard}.log",
-    benchmark:
-        "benchmarks/stage1_tablegpt/{shard}.tsv"
-    conda:
-        TEACHER_ENV
-    resources:
-        gpu=TEACHER_GPUS,
-    params:
-        **synthesis_params(),
-        kind="tablegpt",
-        set="TableGPT",
-    script:
-        "../scripts/stage1_synth.py"
-
-
-rule stage1_file:
-    input:
-        tasks="results/data/stage1/tasks/file.jsonl",
-        template=config["stage1_data"]["prompts"]["file"],
-    output:
-        shard=SHARD_OUT.format(set="{kind}"),
-        rejects=SHARD_REJECTS.format(set="{kind}"),
-        metrics=SHARD_METRICS.format(set="{kind}"),
-    log:
-        "logs/stage1_file/{kind}/{shard}.log",
-    benchmark:
-        "benchmarks/stage1_file/{kind}/{shard}.tsv"
+        "benchmarks/stage1_synth/{set}/{shard}.tsv"
     wildcard_constraints:
-        kind=alternation(FILE_KINDS),
+        set=alternation(SYNTHESISED_SETS),
     conda:
         TEACHER_ENV
     resources:
         gpu=TEACHER_GPUS,
     params:
         **synthesis_params(),
-        kind="file",
-        set=lambda wildcards: wildcards.kind,
+        kind=lambda wildcards: STAGE1_SETS[wildcards.set].kind,
+        n_cues=config["stage1_data"]["n_cues"],
         sandbox=canonical(config["sandbox"]),
     script:
         "../scripts/stage1_synth.py"

@@ -138,4 +138,4 @@ rule summary_sft_eval:
         families=canonical(config["summary"]["tag_families"]),
         min_quote_chars=config["summary"]["min_quote_chars"],
     script:
-        "../scripts/summary_eval.py"
+        "../scripts/summary_sft_eval.py"

@@ -10,7 +10,7 @@ from darecipe.runlog import run_script
 
 def main(smk, log):
     with atomic_dir(smk.output[0]) as tmp:
-        fetch_hub(smk.params.hub_id, smk.params.revision, Path(tmp), repo_type="model", log=log)
+        fetch_hub(smk.params.hub_id, smk.params.revision, Path(tmp), repo_type="model")
     log(f"saved to {smk.output[0]}")
 
 

@@ -13,7 +13,7 @@ def main(smk, log):
     if spec.get("license"):
         log(f"licence: {spec['license']} (keep its notice when you redistribute what you build from it)")
     with atomic_dir(smk.output[0]) as tmp:
-        sums = fetch(spec, Path(tmp), log=log)
+        sums = fetch(spec, Path(tmp))
     log(f"{len(sums)} files saved to {smk.output[0]}")
 
 

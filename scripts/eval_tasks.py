@@ -7,7 +7,7 @@ from pathlib import Path
 
 from darecipe.evaluation import load_heldout, overlaps
 from darecipe.io import InputError, write_json, write_jsonl
-from darecipe.loaders import Rejects
+from darecipe.io import Rejects
 from darecipe.runlog import run_script
 
 

@@ -12,7 +12,7 @@ from darecipe.runlog import run_script
 def main(smk, log):
     category = smk.wildcards.category
     path, expected = interaction_file(Path(smk.params.root), category)
-    records, rejects, read = released_records(path, category, expected, "category", True, smk.params.strict, log)
+    records, rejects, read = released_records(path, category, expected, "category", True, smk.params.strict)
     write_jsonl(smk.output.records, records)
     write_jsonl(smk.output.rejects, rejects)
     write_json(smk.output.metrics, {"category": f"released:{category}", "file": str(path), "read": read,

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from darecipe.io import InputError, atomic_path, write_json, write_jsonl
-from darecipe.loaders import Rejects
+from darecipe.io import Rejects
 from darecipe.released import normalise_rl_row, rl_file
 from darecipe.runlog import run_script
 from darecipe.sets import RL_SETS

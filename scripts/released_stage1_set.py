@@ -12,7 +12,7 @@ from darecipe.runlog import run_script
 def main(smk, log):
     name = smk.wildcards.set
     path, expected = reasoning_file(Path(smk.params.root), name)
-    records, rejects, read = released_records(path, name, expected, "set", False, smk.params.strict, log)
+    records, rejects, read = released_records(path, name, expected, "set", False, smk.params.strict)
     for r in records:
         r["source"] = name
     write_set(records, smk.output.records)

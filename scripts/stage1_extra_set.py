@@ -5,7 +5,8 @@ import json
 from pathlib import Path
 
 from darecipe.io import InputError, read_jsonl, write_json, write_jsonl
-from darecipe.loaders import Rejects, reservoir_sample, load_am_distilled, load_skginstruct
+from darecipe.io import Rejects
+from darecipe.loaders import reservoir_sample, load_am_distilled, load_skginstruct
 from darecipe.mix import write_set
 from darecipe.runlog import run_script
 

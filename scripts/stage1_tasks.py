@@ -4,7 +4,8 @@ from pathlib import Path
 
 from darecipe.evaluation import heldout_ids
 from darecipe.io import write_jsonl
-from darecipe.loaders import Rejects, load_file_tasks, load_finqa, load_tatqa, load_wikitq
+from darecipe.io import Rejects
+from darecipe.loaders import load_file_tasks, load_finqa, load_tatqa, load_wikitq
 from darecipe.runlog import run_script
 from darecipe.stage1 import tablegpt_tasks
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from darecipe.io import read_jsonl, write_json, write_jsonl
 from darecipe.llm import LLMRequest, LLMSettings, ResponseCache, report_missing, run_requests
-from darecipe.loaders import Rejects
+from darecipe.io import Rejects
 from darecipe.runlog import run_script
 from darecipe.serving import local_teacher
-from darecipe.stage1 import load_template
+from darecipe.prompts import load_template
 from darecipe.summary import SummaryError, check_quotes, parse_summary_reply, summary_messages, with_summary_record
 
 
@@ -25,7 +25,7 @@ def main(smk, log):
     try:
         requests = [LLMRequest(s["id"], summary_messages(tpl, s)) for s in samples]
         with local_teacher(settings, Path(f"{smk.log[0]}.teacher"), log, serve=settings.mode == "online") as teacher:
-            results, totals = run_requests(teacher, requests, cache, log=log, batch_ok=True)
+            results, totals = run_requests(teacher, requests, cache, batch_ok=True)
     finally:
         cache.close()
 
@@ -49,7 +49,7 @@ def main(smk, log):
             continue
         records.append(with_summary_record(sample, summary))
 
-    unanswered = report_missing({"summary": missing}, settings, log)
+    unanswered = report_missing({"summary": missing}, settings)
     write_jsonl(smk.output.rejects, rejects)
     write_jsonl(smk.output.records, records)
     write_json(smk.output.metrics, {"samples": len(samples), "records": len(records), "rejected": len(rejects),

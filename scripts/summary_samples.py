@@ -4,7 +4,7 @@ form and per-step samples (one splitter, configured by tag family); unusable tra
 from pathlib import Path
 
 from darecipe.io import InputError, read_jsonl, write_json, write_jsonl
-from darecipe.loaders import Rejects
+from darecipe.io import Rejects
 from darecipe.runlog import run_script
 from darecipe.summary import (
     TagFamily,

@@ -14,12 +14,12 @@ from pathlib import Path
 from darecipe.agent import ChatGenerator, State, run_agents
 from darecipe.io import write_json, write_jsonl
 from darecipe.llm import LLMRequest, LLMSettings, ResponseCache, report_missing, run_requests
-from darecipe.loaders import Rejects
+from darecipe.io import Rejects
 from darecipe.prompts import task_prompt
 from darecipe.runlog import run_script
 from darecipe.sandbox import SandboxLimits, describe_isolation
 from darecipe.serving import local_teacher
-from darecipe.stage1 import load_template
+from darecipe.prompts import load_template
 from darecipe.synthesis_plan import Job, batch_note, id_part, requests
 from darecipe.synthesis import (
     copy_workspace_files,
@@ -38,7 +38,7 @@ from darecipe.synthesis import (
 def main(smk, log):
     limits = SandboxLimits(**smk.params.sandbox)
     log(describe_isolation(limits))  # first: how the code will be isolated, or that it cannot be
-    with local_teacher(LLMSettings.from_config(smk.config["llm"]), Path(f"{smk.log[0]}.teacher"), log) as settings:
+    with local_teacher(LLMSettings.from_config(smk.config["llm"]), Path(f"{smk.log[0]}.teacher")) as settings:
         synthesise(smk, log, settings, limits)
 
 
@@ -62,7 +62,7 @@ def synthesise(smk, log, settings, limits):
             msgs[-1]["content"] += batch_note(job, r, len(parts))
             q_reqs.append(LLMRequest(f"{category}/{name}" + (f"/{r}" if len(parts) > 1 else ""), msgs))
     cache = ResponseCache(cache_root / "questioner.jsonl")
-    q_res, q_tot = run_requests(settings, q_reqs, cache, log=log, progress=False)
+    q_res, q_tot = run_requests(settings, q_reqs, cache, progress=False)
     cache.close()
     tasks = []
     for r, (req, res) in enumerate(zip(q_reqs, q_res)):
@@ -98,7 +98,7 @@ def synthesise(smk, log, settings, limits):
             copies.append(dest)
         states = [State(t.id, task_prompt(t.task, workspace_files(workspaces[t.workspace]))) for t in sft_tasks]
         solver_cache = ResponseCache(cache_root / "solver.jsonl")
-        solver = ChatGenerator(settings, solver_cache, lambda s: solver_system(s_tpl, by_id[s.id]), log=log)
+        solver = ChatGenerator(settings, solver_cache, lambda s: solver_system(s_tpl, by_id[s.id]))
         trajs = run_agents(solver, states, copies, limits, max_turns=p.max_turns, on_no_code="stop",
                            progress=lambda turn: log(f"solver: turn {turn} done"))  # fmt: skip
         solver_cache.close()
@@ -120,7 +120,7 @@ def synthesise(smk, log, settings, limits):
             to_judge.append(traj)
     i_reqs = [LLMRequest(t.id, inspector_messages(i_tpl, by_id[t.id], t)) for t in to_judge]
     cache = ResponseCache(cache_root / "inspector.jsonl")
-    i_res, i_tot = run_requests(settings, i_reqs, cache, log=log, progress=False)
+    i_res, i_tot = run_requests(settings, i_reqs, cache, progress=False)
     cache.close()
     for traj, res in zip(to_judge, i_res):
         if res.error:
@@ -135,7 +135,7 @@ def synthesise(smk, log, settings, limits):
         else:
             sft.append(sft_record(by_id[traj.id], traj))
 
-    unanswered = report_missing(missing, settings, log)
+    unanswered = report_missing(missing, settings)
     write_jsonl(smk.output.sft, sft)
     write_jsonl(smk.output.rl, rl)
     write_jsonl(smk.output.rejects, rejects)

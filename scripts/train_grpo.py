@@ -63,7 +63,7 @@ def main(smk, log):
             stage,
             lambda out_dir: stage3_command("skyrl", hp, stage.base, dataset, parquets, out_dir, stop_ids, env,
                                            read_format(stage.base)),
-            hp["gpus"], env_for, log=log,
+            hp["gpus"], env_for,
         )  # fmt: skip
     else:
         metrics = training.run(
@@ -72,7 +72,6 @@ def main(smk, log):
             nproc=max(1, hp["gpus"]),
             env_for=env_for,
             extra_metrics=lambda run_dir: {"rollouts": summarise_rollouts(run_dir / "rollouts.jsonl")},
-            log=log,
         )
     rollouts = metrics.get("rollouts") or {}
     if rollouts:

@@ -24,7 +24,6 @@ def main(smk, log):
         stage,
         lambda out_dir: sft_args(hp, stage.base, data, out_dir, mask_execute=smk.params.mask_execute, chat=chat),
         nproc=max(1, hp["gpus"]),
-        log=log,
     )
     log(f"exported {smk.output[0]} at step {metrics['global_step']}")
 

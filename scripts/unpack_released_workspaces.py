@@ -15,7 +15,7 @@ def main(smk, log):
     archive, unpacked = root / "RL" / "data.zip", root / "RL" / "data"
     with atomic_dir(smk.output[0]) as tmp:
         if archive.is_file():
-            stats = unpack_workspaces(archive, Path(tmp), log)
+            stats = unpack_workspaces(archive, Path(tmp))
         elif unpacked.is_dir():
             log(f"{archive} absent; using the unpacked {unpacked}")
             stats = copy_workspaces(unpacked, Path(tmp))

@@ -109,3 +109,23 @@ def demo_run(tmp_path_factory):
     dry = snakemake(work, "-n", "all")
     run = snakemake(work, "--cores", "2", "all")
     return {"dir": work, "fresh_dry_run": dry.stdout, "run": run.stdout + run.stderr}
+
+
+@pytest.fixture
+def darecipe_log():
+    """The messages the library logs (its loggers live under `darecipe`; a rule sends them to its log file)."""
+    import logging
+
+    messages: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            messages.append(("WARNING: " if record.levelno >= logging.WARNING else "") + record.getMessage())
+
+    logger = logging.getLogger("darecipe")
+    handler, level = Collect(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield messages
+    logger.removeHandler(handler)
+    logger.setLevel(level)

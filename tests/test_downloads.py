@@ -56,7 +56,7 @@ if os.environ.get("DARECIPE_FETCH_LOG"):
 '''
 
 
-def test_fetch_functions_pass_the_pinned_revision_and_check_the_sha256(tmp_path):
+def test_fetch_functions_pass_the_pinned_revision_and_check_the_sha256(tmp_path, darecipe_log):
     calls = []
 
     def snap(**kw):
@@ -64,12 +64,12 @@ def test_fetch_functions_pass_the_pinned_revision_and_check_the_sha256(tmp_path)
         Path(kw["local_dir"]).mkdir(parents=True, exist_ok=True)
         Path(kw["local_dir"], "a.json").write_text("[]")
 
-    said = []
-    sums = fetch_hub("org/data", "a" * 40, tmp_path / "hub", files=["a.json"], log=said.append, snapshot_download=snap)
+    said = darecipe_log
+    sums = fetch_hub("org/data", "a" * 40, tmp_path / "hub", files=["a.json"], snapshot_download=snap)
     assert calls == [{"repo_id": "org/data", "repo_type": "dataset", "revision": "a" * 40,
                       "local_dir": str(tmp_path / "hub"), "allow_patterns": ["a.json"]}]  # fmt: skip
     assert list(sums) == ["a.json"] and not any(s.startswith("WARNING") for s in said)
-    fetch_hub("org/data", None, tmp_path / "hub2", log=said.append, snapshot_download=snap)
+    fetch_hub("org/data", None, tmp_path / "hub2", snapshot_download=snap)
     assert any("not a commit hash" in s for s in said)
 
     class Resp:
@@ -86,9 +86,9 @@ def test_fetch_functions_pass_the_pinned_revision_and_check_the_sha256(tmp_path)
             pass
 
     good = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"  # sha256("hello")
-    assert fetch_url("https://x/y/f.txt", tmp_path / "u", good, urlopen=lambda url: Resp(), log=said.append) == {"f.txt": good}
+    assert fetch_url("https://x/y/f.txt", tmp_path / "u", good, urlopen=lambda url: Resp()) == {"f.txt": good}
     with pytest.raises(InputError, match="differs from the pinned"):
-        fetch_url("https://x/y/f.txt", tmp_path / "v", "0" * 64, urlopen=lambda url: Resp(), log=said.append)
+        fetch_url("https://x/y/f.txt", tmp_path / "v", "0" * 64, urlopen=lambda url: Resp())
 
 
 def test_each_download_rule_fetches_what_the_paper_config_pins(tmp_path_factory, monkeypatch):

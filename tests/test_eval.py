@@ -303,7 +303,7 @@ def test_dabstep_tasks_are_used_when_their_context_files_are_given(tmp_path):
 
     from darecipe.config import load_schema, validate_config
     from darecipe.evaluation import load_heldout
-    from darecipe.loaders import Rejects
+    from darecipe.io import Rejects
 
     cfg = validate_config(yaml.safe_load((REPO / "config/config.yaml").read_text()), load_schema(REPO / "config/schema.yaml"))
     ev = json.loads(json.dumps(cfg["eval"]))

@@ -160,7 +160,7 @@ def test_input_files_are_split_at_the_provider_limits():
     assert [len(c) for c in split_lines(lines, max_requests=100, max_bytes=25)] == [2, 2, 2, 1]
 
 
-def test_local_run_batch_through_the_rendered_command_keeps_a_killed_runs_output(tmp_path):
+def test_local_run_batch_through_the_rendered_command_keeps_a_killed_runs_output(tmp_path, darecipe_log):
     model_dir = tmp_path / "weights"
     model_dir.mkdir()
     cmd = [*STANDIN, "run-batch", "-i", "{input}", "-o", "{output}", "--model", "{model}", "--served-model-name",
@@ -176,8 +176,8 @@ def test_local_run_batch_through_the_rendered_command_keeps_a_killed_runs_output
         "usage": {"prompt_tokens": 2, "completion_tokens": 3}}}, "error": None} for i, r in enumerate(reqs[:2])]  # fmt: skip
     (tmp_path / "cache" / "0.batches" / "local-x.out.jsonl").write_text(
         "".join(json.dumps(d) + "\n" for d in done) + '{"custom_id": "cut sh')
-    lines = []
-    results, totals = run_requests(s, reqs, ResponseCache(cache_path), log=lines.append, progress=False, batch_ok=True)
+    lines = darecipe_log
+    results, totals = run_requests(s, reqs, ResponseCache(cache_path), progress=False, batch_ok=True)
     assert [r.text for r in results] == ["earlier answer 0", "earlier answer 1"] + [f"reply to: question {i}" for i in range(2, 6)]
     assert totals.batch_requests == 4 and any("4 requests through" in line and "--tensor-parallel-size 2" in line for line in lines)
     assert not list((tmp_path / "cache" / "0.batches").glob("*.jsonl"))  # inputs and outputs cleaned up

@@ -17,7 +17,7 @@ def _dry(*configfiles: str) -> dict[str, int]:
 def test_paper_config_alone_builds_the_full_dag():
     counts = _dry(*PAPER)
     assert counts["download_base_model"] == 1 and "build_tiny_model" not in counts
-    assert counts["stage1_distill"] == counts["stage1_refine"] == 64  # stage1_data.shards
+    assert counts["stage1_synth"] == 7 * 64  # the 7 synthesised sets x stage1_data.shards
     # the raw sources of stage 1 and the BIRD databases, each fetched by its download rule
     assert counts["download_source"] == 6
     # SKGInstruct and the five AM-DeepSeek-R1-0528-Distilled subsets, not the demo's two example files
@@ -42,4 +42,4 @@ def test_the_released_data_paper_run_downloads_unpacks_and_trains_without_synthe
     assert counts["download_released"] == counts["unpack_released_workspaces"] == counts["released_rl_sets"] == 1
     assert counts["released_stage1_set"] == len(STAGE1_SETS) and counts["released_interaction"] == len(CATEGORIES)
     assert counts["train_stage1"] == counts["train_stage2"] == counts["train_stage3"] == 1
-    assert not {"stage1_distill", "stage1_tasks", "synth_shard", "download_source", "stage1_extra_set"} & set(counts)
+    assert not {"stage1_synth", "stage1_tasks", "synth_shard", "download_source", "stage1_extra_set"} & set(counts)

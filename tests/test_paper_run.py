@@ -84,7 +84,7 @@ def paper_run(tmp_path_factory):
 def test_the_paper_config_runs_to_stage3(paper_run):
     work = paper_run["dir"]
     counts = job_counts(paper_run["dry"])
-    assert counts["train_stage3"] == 1 and counts["stage1_distill"] == 2
+    assert counts["train_stage3"] == 1 and counts["stage1_synth"] == 7 * 2
     assert not [rule for rule in counts if rule.startswith("download")]  # everything is local
     for stage in STAGES:
         assert (work / f"results/checkpoints/{stage}/config.json").is_file()

@@ -1,6 +1,7 @@
 """The embedded default, run for real from a clean copy of the repository (Snakemake + ms-swift on CPU)."""
 
 import json
+import re
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,8 +17,7 @@ from conftest import copy_run, job_counts, snakemake
 pytestmark = pytest.mark.pipeline
 
 EVERY_JOB = {
-    "build_gguf_model", "extend_vocab", "stage1_tasks", "stage1_distill", "stage1_refine", "stage1_tablegpt",
-    "stage1_file", "stage1_merge_set", "stage1_extra_set", "stage1_set_tokens", "stage1_mix", "reasoning_release",
+    "build_gguf_model", "extend_vocab", "stage1_tasks", "stage1_synth", "stage1_merge_set", "stage1_extra_set", "stage1_set_tokens", "stage1_mix", "reasoning_release",
     "synth_workspace", "synth_shard", "synth_category", "interaction_release", "rl_sets", "stage2_data",
     "stage3_dataset", "train_stage1",
     "train_stage2", "train_stage3", "train_domain_lora", "merge_domain_lora", "eval_tasks", "eval_model",
@@ -30,8 +30,8 @@ def test_fresh_dry_run_lists_every_job(demo_run):
     counts = job_counts(demo_run["fresh_dry_run"])
     assert set(counts) == EVERY_JOB
     shards = 2  # config/config.yaml: stage1_data.shards
-    assert counts["stage1_distill"] == counts["stage1_refine"] == counts["stage1_tablegpt"] == shards
-    assert counts["stage1_file"] == 4 * shards  # file_database, file_csv, file_xlsx, file_any
+    # every synthesised set (darecipe.sets) x shards: distillation, refinement, TableGPT and the four file sets
+    assert counts["stage1_synth"] == 7 * shards
     assert counts["synth_shard"] == 6  # one (category, workspace) pair each, one batch each (tasks_per_job: null)
 
 
@@ -102,7 +102,7 @@ def test_changing_the_inspector_prompt_reruns_synthesis_and_what_follows(demo_ru
         # the 6 synthesis jobs and the merges of their categories (the 6 empty categories have nothing to redo)
         assert counts["synth_shard"] == counts["synth_category"] == 6
         assert {"interaction_release", "rl_sets", "train_stage2", "train_stage3"} <= set(counts)
-        assert not {"train_stage1", "stage1_distill", "synth_workspace"} & set(counts)
+        assert not {"train_stage1", "stage1_synth", "synth_workspace"} & set(counts)
 
 
 def test_stage1_data_from_the_recorded_teacher(demo_run):
@@ -139,9 +139,30 @@ def test_stage1_data_from_the_recorded_teacher(demo_run):
 def test_changing_the_cue_vocabulary_reruns_refinement_not_distillation(demo_run):
     work = demo_run["dir"]
     with edited(work / "config/reasoning_cues.txt", lambda t: t + "Let me look at the totals once more.\n"):
-        counts = job_counts(snakemake(work, "-n", "stage3_checkpoint").stdout)
-        assert counts["stage1_refine"] == 2 and "stage1_distill" not in counts and "stage1_tasks" not in counts
+        dry = snakemake(work, "-n", "stage3_checkpoint").stdout
+        counts = job_counts(dry)
+        # the refinement set's two shards, nothing of the distillation it refines
+        assert counts["stage1_synth"] == 2 and "stage1_tasks" not in counts
+        assert re.findall(r"wildcards: set=(\w+), shard=\d", dry) == ["TableQA_refinement"] * 2
         assert {"stage1_mix", "reasoning_release", "train_stage1", "train_stage2", "train_stage3"} <= set(counts)
+
+
+def rerun_blocks(text: str, workspace: Path, limits) -> tuple[int, list[str]]:
+    """Re-run a trajectory's code blocks in order in a fresh sandbox session on its workspace and compare each
+    output with the recorded <Execute>. Returns (blocks compared, mismatches)."""
+    from darecipe.sandbox import Session
+
+    pairs = re.findall(r"<Code>(.*?)</Code><Execute>\n(.*?)\n</Execute>", text, re.DOTALL)
+    mismatches = []
+    session = Session(workspace, limits)
+    try:
+        for i, (code, recorded) in enumerate(pairs):
+            again = session.run(code).observation
+            if again != recorded:
+                mismatches.append(f"block {i}: recorded {recorded[:80]!r}, re-run gives {again[:80]!r}")
+    finally:
+        session.close()
+    return len(pairs), mismatches
 
 
 def test_stage2_and_stage3_data_come_from_synthesis(demo_run):
@@ -150,7 +171,7 @@ def test_stage2_and_stage3_data_come_from_synthesis(demo_run):
     import pyarrow.parquet as pq
 
     from darecipe.sandbox import SandboxLimits
-    from darecipe.synthesis import RL_PARQUET_SCHEMA, rerun_blocks
+    from darecipe.synthesis import RL_PARQUET_SCHEMA
 
     work = demo_run["dir"]
     counts = json.loads((work / "results/data/interaction/categories.json").read_text())

@@ -29,15 +29,15 @@ def test_plan_prices_the_teacher_per_synthesis_rule():
                                       "research_database": ["chinook", "simpson"]}  # fmt: skip
     tp = plan(cfg)["teacher"]
     rows = {r["rule"]: r for r in tp["rules"]}
-    assert rows["stage1_distill"]["requests"] == 20 + 50 + 50  # 20 WikiTQ rows (limit), the 50-row FinQA / TAT-QA files
-    assert rows["stage1_tablegpt"]["requests"] == 29448 and rows["stage1_tablegpt"]["from"] == "released set"
+    assert rows["stage1_synth: TableQA_distillation"]["requests"] == 20 + 50 + 50  # 20 WikiTQ rows (limit), the 50-row FinQA / TAT-QA files
+    assert rows["stage1_synth: TableGPT"]["requests"] == 29448 and rows["stage1_synth: TableGPT"]["from"] == "released set"
     assert rows["synth_shard: solver"]["requests"] == workspaces * cfg["synthesis"]["sft_per_workspace"] * 8
     # the questioner is asked for at most tasks_per_request tasks at a time
     per_pair = cfg["synthesis"]["sft_per_workspace"] + cfg["synthesis"]["rl_per_workspace"]
     assert rows["synth_shard: questioner"]["requests"] == workspaces * -(-per_pair // cfg["synthesis"]["tasks_per_request"])
     judge = rows["train_stage3: judge"]
     assert judge["requests"] == workspaces * cfg["synthesis"]["rl_per_workspace"] * 5  # 5 rollouts per task, 1 epoch
-    distill = rows["stage1_distill"]
+    distill = rows["stage1_synth: TableQA_distillation"]
     assert distill["prompt_tokens"] == 120 * 1500 and distill["completion_tokens"] == 120 * 700
     assert distill["cost_usd"] == 120 * (1500 * 2.0 + 700 * 8.0) / 1e6  # gpt-4.1: $2 / $8 per million tokens
     assert tp["total"]["requests"] == sum(r["requests"] for r in tp["rules"])

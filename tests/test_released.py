@@ -135,7 +135,7 @@ def test_the_released_layout_trains_to_stage3_with_no_teacher_request(release, t
         counts = job_counts(dry.stdout)
         assert counts["released_stage1_set"] == 13 and counts["released_interaction"] == 12
         assert counts["unpack_released_workspaces"] == counts["released_rl_sets"] == 1
-        assert not {"stage1_distill", "synth_shard", "synth_category", "stage1_extra_set"} & set(counts)
+        assert not {"stage1_synth", "synth_shard", "synth_category", "stage1_extra_set"} & set(counts)
         snakemake(work, "--cores", "2", "stage3_checkpoint", "--configfile", "config/config.yaml", str(overlay))
         assert teacher.requests == 0
 

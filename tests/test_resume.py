@@ -30,9 +30,10 @@ DRIVER = textwrap.dedent("""
     a = json.loads(sys.argv[1])
     hp, base, data = a["hp"], Path(a["base"]), [Path(a["data"])]
     stage = training.Stage("stage1", "sft", base, data, hp, Path(a["out"]), Path(a["runs"]), Path(a["log"]))
-    log = open(a["log"] + ".head", "a")
-    training.run(stage, lambda o: sft_args(hp, base, data, o, mask_execute=True, chat=read_format(base)), 1,
-                 log=lambda m: (log.write(m + "\\n"), log.flush()))
+    import logging
+    logging.getLogger("darecipe").addHandler(logging.FileHandler(a["log"] + ".head", mode="a"))
+    logging.getLogger("darecipe").setLevel(logging.INFO)
+    training.run(stage, lambda o: sft_args(hp, base, data, o, mask_execute=True, chat=read_format(base)), 1)
 """)
 
 
@@ -135,9 +136,10 @@ GRPO_DRIVER = textwrap.dedent("""
     a = json.loads(sys.argv[1])
     hp, base, data = a["hp"], Path(a["base"]), Path(a["data"])
     stage = training.Stage("stage3", "rlhf", base, [data], hp, Path(a["out"]), Path(a["runs"]), Path(a["log"]))
-    log = open(a["log"] + ".head", "a")
-    training.run(stage, lambda o: grpo_args(hp, base, data, o, read_format(base)), 1, env_for=lambda r: a["env"],
-                 log=lambda m: (log.write(m + "\\n"), log.flush()))
+    import logging
+    logging.getLogger("darecipe").addHandler(logging.FileHandler(a["log"] + ".head", mode="a"))
+    logging.getLogger("darecipe").setLevel(logging.INFO)
+    training.run(stage, lambda o: grpo_args(hp, base, data, o, read_format(base)), 1, env_for=lambda r: a["env"])
 """)
 
 

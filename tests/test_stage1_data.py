@@ -107,7 +107,7 @@ def test_with_faulty_replies_unanswered_requests_fail_the_rule_and_a_rerun_sends
         work = workdir(tmp_path_factory, server, n, max_in_flight=4, max_retries=1)
         first = run(work, check=False)
         assert sum(server.faults_sent.values()) > 0
-        m = re.search(r"stage1_distill: (\d+) teacher request\(s\) unanswered \(teacher \1; first: \S+: no answer after "
+        m = re.search(r"stage1_synth: (\d+) teacher request\(s\) unanswered \(teacher \1; first: \S+: no answer after "
                       r"2 attempt\(s\): ", first.stderr)  # fmt: skip
         assert first.returncode != 0 and m, "with 30 % faults and one retry some requests should fail twice"
         missing = int(m.group(1))
@@ -123,7 +123,7 @@ def test_with_faulty_replies_unanswered_requests_fail_the_rule_and_a_rerun_sends
     assert len(tasks) == n and sorted(kept) == sorted(tasks) and rejected == []  # the teacher is always right
     metrics = json.loads((work / "results/data/stage1/sets/TableQA_distillation.metrics.json").read_text())
     assert metrics["rejected"] == 0 and metrics["records"] == n
-    assert f"{n} records, 0 rejected" in (work / "logs/stage1_distill/0.log").read_text()
+    assert f"{n} records, 0 rejected" in (work / "logs/stage1_synth/TableQA_distillation/0.log").read_text()
 
 
 def test_a_broken_raw_file_stops_the_rule_with_one_line(tmp_path_factory):

@@ -7,7 +7,8 @@ import pytest
 
 from darecipe.answers import answers_match
 from darecipe.io import InputError
-from darecipe.loaders import Rejects, TaskRecord, load_file_tasks, load_finqa, load_wikitq
+from darecipe.io import Rejects
+from darecipe.loaders import TaskRecord, load_file_tasks, load_finqa, load_wikitq
 from darecipe.mix import mix, write_set, read_set
 from darecipe.sandbox import SandboxLimits
 from darecipe.stage1 import check_reasoning, read_cues, run_file_reply, sample_cues

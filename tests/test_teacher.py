@@ -151,10 +151,10 @@ def test_local_teacher_runs_the_rendered_commands_inside_the_jobs(tmp_path_facto
     (work / "local.yaml").write_text(yaml.safe_dump(overlay))
     run = snakemake(work, *targets, "--cores", "2", "--configfile", "config/config.yaml", "local.yaml")
     # the teacher changed: the teacher jobs rerun, and the category's merge of its shards
-    assert job_counts(run.stderr) == {"stage1_distill": 1, "synth_shard": 1, "synth_category": 1}
+    assert job_counts(run.stderr) == {"stage1_synth": 1, "synth_shard": 1, "synth_category": 1}
     for t in targets:
         assert (work / t).read_text() == replayed[t]
-    distill_log = (work / "logs/stage1_distill/0.log").read_text()
+    distill_log = (work / "logs/stage1_synth/TableQA_distillation/0.log").read_text()
     assert "local batch:" in distill_log and "run-batch -i" in distill_log and "--tensor-parallel-size 1" in distill_log
     synth_log = (work / "logs/synth_shard/data_analysis/simpson/0.log").read_text()
     assert "local teacher ready at http://127.0.0.1:" in synth_log and "serve weights --port" in synth_log
@@ -172,7 +172,7 @@ def test_slurm_profile_has_entries_for_the_local_teacher_and_batch_mode():
                                            and ": {" in line))  # fmt: skip
         assert entries and set(entries) <= rules, set(entries) - rules
         if block == "local teacher":
-            assert set(entries) == {"stage1_distill", "stage1_refine", "stage1_tablegpt", "stage1_file", "synth_shard",
+            assert set(entries) == {"stage1_synth", "synth_shard",
                                     "summary_llm"}  # fmt: skip
             assert all(e["gpu_model"] and e["slurm_partition"] != "cpu" for e in entries.values())
 

@@ -21,7 +21,7 @@ import yaml
 from darecipe.config import load_schema, validate_config
 from darecipe.io import read_jsonl, write_jsonl
 from darecipe.llm import request_key
-from darecipe.stage1 import load_template
+from darecipe.prompts import load_template
 from darecipe.summary import Summary, check_quotes, summary_messages
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,6 +19,7 @@ from .llm import LLMRequest, LLMResult, LLMSettings, ResponseCache, Totals, run_
 from .rollout import Episode
 from .sandbox import ExecResult, SandboxLimits
 
+
 EXECUTE_BLOCK_RE = re.compile(r"(<Execute>\n.*?\n</Execute>)", re.DOTALL)
 
 
@@ -114,8 +115,8 @@ def chat_messages(system: str, state: State) -> list[dict]:
 class ChatGenerator:
     """Turns a teacher chat model (OpenAI-compatible endpoint or recorded replies) into a generator."""
 
-    def __init__(self, settings: LLMSettings, cache: ResponseCache, system: str | Callable[[State], str], log=None):
-        self.settings, self.cache, self.system, self.log = settings, cache, system, log
+    def __init__(self, settings: LLMSettings, cache: ResponseCache, system: str | Callable[[State], str]):
+        self.settings, self.cache, self.system = settings, cache, system
         self.totals = Totals()
         self.failures: dict[str, LLMResult] = {}  # state id -> its failed request (error, retryable)
 
@@ -124,7 +125,7 @@ class ChatGenerator:
         for s in states:
             system = self.system(s) if callable(self.system) else self.system
             reqs.append(LLMRequest(s.id, chat_messages(system, s)))
-        results, totals = run_requests(self.settings, reqs, self.cache, log=self.log, progress=False)
+        results, totals = run_requests(self.settings, reqs, self.cache, progress=False)
         for k, v in totals.as_dict().items():
             setattr(self.totals, k, getattr(self.totals, k) + v)
         self.failures.update({s.id: r for s, r in zip(states, results) if r.error})
@@ -132,42 +133,42 @@ class ChatGenerator:
 
 
 class HFGenerator:
-    """A local Hugging Face checkpoint continuing the single assistant message (how trained models run):
-    stops at `</Code>` or the end-of-turn token. The states of a turn go through `generate` together, left-padded,
-    `batch_size` at a time (one sequence at a time leaves most of a CPU idle)."""
+    """A local Hugging Face checkpoint, greedy or sampled: continues the single assistant message of agent states
+    (stopping at `</Code>` or the end-of-turn token), or any chat rendered by the checkpoint's template. Inputs go
+    through `generate` together, left-padded, `batch_size` at a time (one sequence at a time leaves most of a CPU
+    idle); on a GPU when there is one."""
 
     def __init__(self, model_dir: Path, max_new_tokens: int = 512, temperature: float = 0.0, seed: int = 0,
-                 batch_size: int = 8):  # fmt: skip
+                 batch_size: int = 8, stop_at_code: bool = True):  # fmt: skip
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.torch = torch
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.tok = AutoTokenizer.from_pretrained(model_dir)
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto").to(self.device).eval()
         self.max_new_tokens, self.temperature, self.batch_size = max_new_tokens, temperature, batch_size
-        self.stop_ids = [self.tok.convert_tokens_to_ids("</Code>"), self.tok.eos_token_id]
+        self.stop_ids = ([self.tok.convert_tokens_to_ids("</Code>")] if stop_at_code else []) + [self.tok.eos_token_id]
         self.pad_id = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
         torch.manual_seed(seed)
 
-    def _input(self, s: State) -> list[int]:
-        return prompt_ids(self.tok, s.prompt, s.text)
-
-    def _continuation(self, new: list[int]) -> str:
+    def _continuation(self, new: list[int]) -> tuple[str, int]:
         """The generated ids up to the first stop id (a `</Code>` kept, the end-of-turn token dropped)."""
         for i, t in enumerate(new):
             if t in self.stop_ids:
                 new = new[: i + 1] if t != self.tok.eos_token_id else new[:i]
                 break
-        return self.tok.decode(new, skip_special_tokens=False)
+        return self.tok.decode(new, skip_special_tokens=False), len(new)
 
-    def __call__(self, states: list[State]) -> list[str | None]:
+    def generate(self, inputs: list[list[int]]) -> list[tuple[str, int]]:
+        """(text, generated tokens) continuing each list of input ids."""
         torch = self.torch
         outs = []
-        for start in range(0, len(states), self.batch_size):
-            inputs = [self._input(s) for s in states[start : start + self.batch_size]]
-            width = max(map(len, inputs))
-            ids = torch.tensor([[self.pad_id] * (width - len(x)) + x for x in inputs])
-            mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in inputs])
+        for start in range(0, len(inputs), self.batch_size):
+            batch = inputs[start : start + self.batch_size]
+            width = max(map(len, batch))
+            ids = torch.tensor([[self.pad_id] * (width - len(x)) + x for x in batch], device=self.device)
+            mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in batch], device=self.device)
             with torch.no_grad():
                 gen = self.model.generate(
                     input_ids=ids, attention_mask=mask, max_new_tokens=self.max_new_tokens, eos_token_id=self.stop_ids,
@@ -175,3 +176,6 @@ class HFGenerator:
                 )  # fmt: skip
             outs += [self._continuation(row[width:].tolist()) for row in gen]
         return outs
+
+    def __call__(self, states: list[State]) -> list[str | None]:
+        return [text for text, _ in self.generate([prompt_ids(self.tok, s.prompt, s.text) for s in states])]

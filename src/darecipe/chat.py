@@ -15,12 +15,15 @@ So the pipeline settles the chat format once, in the vocabulary step:
 
 from __future__ import annotations
 
+import logging
 import json
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .io import InputError
+
+logger = logging.getLogger(__name__)
 
 FORMAT_FILE = "chat_format.json"
 
@@ -135,26 +138,33 @@ def read_format(checkpoint: Path) -> ChatFormat:
     return ChatFormat(data["model_type"], data["template"])
 
 
-def prompt_ids(tokenizer, prompt: str, text: str = "") -> list[int]:
-    """The ids a trained model continues: the checkpoint's chat template for the task, then the single assistant
-    message so far (tags inline). Rendered to ids directly, so no second BOS is added."""
-    ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=True,
-                                        add_generation_prompt=True, return_dict=False)  # fmt: skip
+def chat_text(messages: list[dict]) -> str:
+    """Messages laid out in ChatML, as the Qwen3 and ChatML templates lay them out: the text the stage-1 token counts
+    and the summary module's statistics measure (fast, no template rendering; a family's markers differ by a few
+    tokens per message)."""
+    return "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+
+
+def messages_ids(tokenizer, messages: list[dict], add_generation_prompt: bool = True) -> list[int]:
+    """A chat through the checkpoint's chat template, as ids (rendered to ids directly: no second BOS)."""
+    ids = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=add_generation_prompt,
+                                        return_dict=False)  # fmt: skip
     if hasattr(ids, "tolist"):
         ids = ids.tolist()
-    ids = list(ids["input_ids"] if isinstance(ids, dict) else ids)
+    return list(ids["input_ids"] if isinstance(ids, dict) else ids)
+
+
+def prompt_ids(tokenizer, prompt: str, text: str = "") -> list[int]:
+    """The ids a trained model continues: the checkpoint's chat template for the task, then the single assistant
+    message so far (tags inline)."""
+    ids = messages_ids(tokenizer, [{"role": "user", "content": prompt}])
     return ids + (tokenizer.encode(text, add_special_tokens=False) if text else [])
 
 
 def record_ids(tokenizer, prompt: str, response: str) -> list[int]:
     """A training record through the checkpoint's chat template."""
-    ids = tokenizer.apply_chat_template(
-        [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}],
-        tokenize=True, add_generation_prompt=False, return_dict=False,
-    )  # fmt: skip
-    if hasattr(ids, "tolist"):
-        ids = ids.tolist()
-    return list(ids["input_ids"] if isinstance(ids, dict) else ids)
+    msgs = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
+    return messages_ids(tokenizer, msgs, add_generation_prompt=False)
 
 
 def swift_template(model_dir: Path, fmt: ChatFormat):
@@ -198,7 +208,7 @@ def disagreements(tokenizer, template) -> list[str]:
     return out
 
 
-def settle_chat_template(model_dir: Path, fmt: ChatFormat, log=print) -> str:
+def settle_chat_template(model_dir: Path, fmt: ChatFormat) -> str:
     """Make the checkpoint in `model_dir` carry a chat template that agrees with ms-swift's; returns which one
     ("own" or "pipeline"). Fails if even the pipeline's template disagrees (a template ms-swift renders
     differently from the families the pipeline knows)."""
@@ -218,5 +228,5 @@ def settle_chat_template(model_dir: Path, fmt: ChatFormat, log=print) -> str:
     if still:
         raise ChatFormatError(f"the pipeline's {fmt.template} chat template disagrees with ms-swift: {still[0]}")
     tok.save_pretrained(model_dir)
-    log(f"chat template: the base model's own template {why}; installed the pipeline's {fmt.template} template")
+    logger.info(f"chat template: the base model's own template {why}; installed the pipeline's {fmt.template} template")
     return "pipeline"

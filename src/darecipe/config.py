@@ -35,16 +35,20 @@ DefaultFillingValidator = _with_defaults(Draft202012Validator)
 
 
 def _registry() -> dict[str, list[str]]:
-    from .sets import CATEGORIES, STAGE1_SETS, SUPPLIED_SETS
+    from .sets import CATEGORIES, STAGE1_PROMPTS, STAGE1_SETS, SUPPLIED_SETS
 
-    return {"stage1_sets": list(STAGE1_SETS), "supplied_sets": list(SUPPLIED_SETS), "categories": list(CATEGORIES)}
+    return {"stage1_sets": list(STAGE1_SETS), "supplied_sets": list(SUPPLIED_SETS), "categories": list(CATEGORIES),
+            "stage1_prompts": list(STAGE1_PROMPTS)}  # fmt: skip
 
 
 def _fill_registry(node, names: dict):
-    """Replace each `{x-registry: <list>}` of the schema by an enum of the names in darecipe.sets (one registry)."""
+    """Replace each `{x-registry: <list>}` of the schema by an enum of the names in darecipe.sets (one registry), and
+    each `{x-registry-files: <list>}` by one path property per name, default config/prompts/<name>.txt."""
     if isinstance(node, dict):
         if "x-registry" in node:
             return {"enum": names[node["x-registry"]]}
+        if "x-registry-files" in node:
+            return {n: {"type": "string", "default": f"config/prompts/{n}.txt"} for n in names[node["x-registry-files"]]}
         return {k: _fill_registry(v, names) for k, v in node.items()}
     if isinstance(node, list):
         return [_fill_registry(v, names) for v in node]

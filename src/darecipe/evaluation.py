@@ -21,7 +21,8 @@ from pathlib import Path
 
 from .answers import answers_match
 from .io import InputError, read_jsonl, require
-from .loaders import Rejects, TaskRecord, load_file_tasks, load_finqa, load_tatqa, load_wikitq, read_tsv
+from .io import Rejects
+from .loaders import TaskRecord, load_file_tasks, load_finqa, load_tatqa, load_wikitq, read_tsv
 from .tags import check_structure, final_answer
 
 SOURCES = ("wikitq", "finqa", "tatqa", "dabstep", "file")

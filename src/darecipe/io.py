@@ -117,3 +117,17 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+class Rejects(list):
+    """Records that could not be used, each with where it came from and why."""
+
+    def add(self, where: str, rec_id: str, reason: str) -> None:
+        self.append({"where": where, "id": rec_id, "reason": reason})
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self:
+            k = r["reason"].split(":")[0]
+            out[k] = out.get(k, 0) + 1
+        return out

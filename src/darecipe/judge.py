@@ -22,9 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 
+from .prompts import load_template
+from .replies import candidates, loads
 from .llm import LLMError, LLMRequest, LLMSettings, ResponseCache, run_requests
 from .reward import RESEARCH_DIMENSIONS
 from .tags import final_answer
+
 
 KEYS = {"qa": ("score",), "datatask": ("accuracy",), "openresearch": RESEARCH_DIMENSIONS}
 SCALES = {"qa": (1, 5), "datatask": (0, 5), "openresearch": (1, 5)}
@@ -53,19 +56,19 @@ class JudgeStats:
     no_reply: list[bool] = field(default_factory=list)  # the call went unanswered (transport, limits, server)
 
 
-def _json_objects(reply: str) -> list[str]:
-    """Every balanced {...} in a reply, last first (the verdict usually closes the reply)."""
-    found, depth, start = [], 0, None
-    for i, ch in enumerate(reply):
-        if ch == "{":
-            if depth == 0:
-                start = i
-            depth += 1
-        elif ch == "}" and depth:
-            depth -= 1
-            if depth == 0:
-                found.append(reply[start : i + 1])
-    return found[::-1]
+def _scores(data, method: str) -> dict[str, float] | None:
+    """Every key `method` needs, each a number on its scale; else None."""
+    lo, hi = SCALES[method]
+    scores = {}
+    for k in KEYS[method]:
+        try:
+            v = float(data.get(k) if isinstance(data, dict) else None)
+        except (TypeError, ValueError):
+            return None
+        if not lo <= v <= hi:
+            return None
+        scores[k] = v
+    return scores
 
 
 def parse_scores(reply: str | None, method: str) -> dict[str, float] | None:
@@ -73,24 +76,14 @@ def parse_scores(reply: str | None, method: str) -> dict[str, float] | None:
     if not reply:
         return None
     lo, hi = SCALES[method]
-    for c in _json_objects(reply):
-        for text in (c, re.sub(r",\s*([}\]])", r"\1", c)):
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError:
-                continue
-            scores = {}
-            for k in KEYS[method]:
-                v = data.get(k) if isinstance(data, dict) else None
-                try:
-                    v = float(v)
-                except (TypeError, ValueError):
-                    break
-                if not lo <= v <= hi:
-                    break
-                scores[k] = v
-            else:
-                return scores
+    for c in candidates(reply):
+        try:
+            data = loads(c)
+        except json.JSONDecodeError:
+            continue
+        scores = _scores(data, method)
+        if scores is not None:
+            return scores
     if len(KEYS[method]) == 1:  # the release's "SCORE: 4", a bare "4" or "4/5"
         m = re.search(r"(?:score|accuracy)\s*[:=]\s*(\d+(?:\.\d+)?)\s*(?:/\s*5)?\s*\.?\s*$", reply, re.IGNORECASE)
         m = m or re.fullmatch(r"\s*(\d+(?:\.\d+)?)(?:\s*/\s*5)?\s*\.?\s*", reply)
@@ -107,7 +100,7 @@ def judge_messages(templates: dict[str, Template], item: JudgeItem) -> list[dict
 
 
 def load_templates(paths: dict[str, str]) -> dict[str, Template]:
-    return {method: Template(Path(p).read_text(encoding="utf-8")) for method, p in paths.items()}
+    return {method: load_template(p) for method, p in paths.items()}
 
 
 def prompt_versions(paths: dict[str, str]) -> dict[str, str]:
@@ -116,7 +109,7 @@ def prompt_versions(paths: dict[str, str]) -> dict[str, str]:
 
 
 def judge(settings: LLMSettings, templates: dict[str, Template], items: list[JudgeItem], cache: ResponseCache,
-          parse_retries: int = 1, on_unparseable: str = "lowest", log=None) -> JudgeStats:  # fmt: skip
+          parse_retries: int = 1, on_unparseable: str = "lowest") -> JudgeStats:  # fmt: skip
     """Score every item; `stats.per_item[i]` is the judge dict for the reward (None = judge terms dropped)."""
     stats = JudgeStats(per_item=[None] * len(items), asked=[0] * len(items), unreadable=[False] * len(items),
                        no_reply=[False] * len(items))  # fmt: skip
@@ -124,7 +117,7 @@ def judge(settings: LLMSettings, templates: dict[str, Template], items: list[Jud
     messages = {i: judge_messages(templates, items[i]) for i in pending}
     for attempt in range(parse_retries + 1):
         reqs = [LLMRequest(items[i].id, messages[i]) for i in pending]
-        results, totals = run_requests(settings, reqs, cache, log=log, progress=False)
+        results, totals = run_requests(settings, reqs, cache, progress=False)
         stats.requests += totals.requests_sent + totals.from_cache
         for i in pending:
             stats.asked[i] += 1

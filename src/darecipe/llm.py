@@ -21,6 +21,7 @@ variable the config *names*; its value is never written anywhere.
 
 from __future__ import annotations
 
+import logging
 import asyncio
 import hashlib
 import json
@@ -33,6 +34,8 @@ from pathlib import Path
 
 from .io import InputError, read_jsonl
 from .ratelimit import Gate, Limits, RateState, retry_after_s
+
+logger = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 # The request itself is refused (too long, malformed for this model): asking again cannot help.
@@ -305,13 +308,13 @@ def _classify(exc: Exception) -> tuple[bool, bool, str]:
     return False, False, f"{type(exc).__name__}: {exc}"
 
 
-def run_requests(settings: LLMSettings, requests: list[LLMRequest], cache: ResponseCache, log=None,
+def run_requests(settings: LLMSettings, requests: list[LLMRequest], cache: ResponseCache,
                  progress: bool = True, batch_ok: bool = False) -> tuple[list[LLMResult], Totals]:  # fmt: skip
     """Answer every request (cache first), in input order; a request that keeps failing gets `error` set, and
     `retryable` when it was not the content's fault. `batch_ok`: the caller's requests are one-shot, so
     `llm.mode: batch` may send them as a batch (multi-turn callers leave it off and stay online)."""
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        return runner.run(_run(settings, requests, cache, log, progress, batch_ok))
+        return runner.run(_run(settings, requests, cache, progress, batch_ok))
 
 
 def event_loop_factory():
@@ -323,7 +326,7 @@ def event_loop_factory():
     return uvloop.new_event_loop
 
 
-async def _run(settings, requests, cache, log, progress, batch_ok):
+async def _run(settings, requests, cache, progress, batch_ok):
     start = time.monotonic()
     totals = Totals()
     results: list[LLMResult | None] = [None] * len(requests)
@@ -352,12 +355,12 @@ async def _run(settings, requests, cache, log, progress, batch_ok):
             if batch_ok and settings.mode == "batch":
                 from .llm_batch import answer_in_batches
 
-                pending = await answer_in_batches(settings, pending, cache, totals, log, record)
+                pending = await answer_in_batches(settings, pending, cache, totals, record)
             if settings.client_processes > 1 and len(pending) > settings.client_processes:
-                for i, res in _in_processes(settings, pending, totals, log):
+                for i, res in _in_processes(settings, pending, totals):
                     record(i, res)
             elif pending:
-                await _answer(settings, pending, totals, log, record)
+                await _answer(settings, pending, totals, record)
     finally:
         bar.close()
     cost = 0.0
@@ -394,7 +397,7 @@ def _replay(settings, pending, cache, results, totals, bar) -> None:
         bar.update(1)
 
 
-def _in_processes(settings: LLMSettings, pending: list, totals: Totals, log):
+def _in_processes(settings: LLMSettings, pending: list, totals: Totals):
     """Answer `pending` from `client_processes` forked workers, each an async client with its share of the
     requests in flight and of the rate limits; yields (index, result) as they arrive. One client process spends
     about 0.7 ms of CPU per request in the openai package, which caps it near 1,400 requests/s: more processes
@@ -411,7 +414,7 @@ def _in_processes(settings: LLMSettings, pending: list, totals: Totals, log):
     q = ctx.Queue()
     share = dataclasses.replace(settings, max_in_flight=max(1, -(-settings.max_in_flight // n)), client_processes=1,
                                 limits=settings.limits.scaled(1 / n))  # fmt: skip
-    workers = [ctx.Process(target=_worker, args=(share, pending[k::n], q, log), daemon=True) for k in range(n)]
+    workers = [ctx.Process(target=_worker, args=(share, pending[k::n], q), daemon=True) for k in range(n)]
     for w in workers:
         w.start()
     left, running = len(pending), n
@@ -450,14 +453,14 @@ def rate_state(settings: LLMSettings) -> RateState:
     return _RATE_STATES[key]
 
 
-async def _answer(settings: LLMSettings, items: list, totals: Totals, log, on_result) -> None:
+async def _answer(settings: LLMSettings, items: list, totals: Totals, on_result) -> None:
     """Send `items` ((index, request, key)) through one async client, as the rate limits and the concurrency
     window allow, calling `on_result(index, result)` as each request ends."""
     client = _client(settings)
     gate = Gate(rate_state(settings))
 
     async def one(i, req, key):
-        res = await _complete(client, settings, req, key, totals, log, gate)
+        res = await _complete(client, settings, req, key, totals, gate)
         on_result(i, res)
 
     try:
@@ -466,10 +469,10 @@ async def _answer(settings: LLMSettings, items: list, totals: Totals, log, on_re
         await client.close()
 
 
-def _worker(settings: LLMSettings, items: list, q, log) -> None:
+def _worker(settings: LLMSettings, items: list, q) -> None:
     async def main():
         totals = Totals()
-        await _answer(settings, items, totals, log, lambda i, res: q.put((i, res)))
+        await _answer(settings, items, totals, lambda i, res: q.put((i, res)))
         q.put(("totals", {k: getattr(totals, k) for k in ("requests_sent", "responses", "retries", "rate_limited")}))
 
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
@@ -501,7 +504,7 @@ def _client(settings: LLMSettings, max_retries: int = 0):
     )
 
 
-async def _complete(client, settings: LLMSettings, req: LLMRequest, key: str, totals: Totals, log,
+async def _complete(client, settings: LLMSettings, req: LLMRequest, key: str, totals: Totals,
                     gate: Gate) -> LLMResult:  # fmt: skip
     state = gate.state
     cost = state.estimate(req.messages, settings.max_output_tokens)
@@ -541,8 +544,7 @@ async def _complete(client, settings: LLMSettings, req: LLMRequest, key: str, to
             gate.release()
         totals.retries += 1
         delay = wait if wait is not None else _backoff(settings, attempt)
-        if log:
-            log(f"{req.id}: {last}; retry {attempt}/{settings.max_retries} in {delay:.1f} s")
+        logger.info(f"{req.id}: {last}; retry {attempt}/{settings.max_retries} in {delay:.1f} s")
         await asyncio.sleep(delay)
     if content:
         return LLMResult(req.id, key, None, attempts=attempt, error=final_error(last))
@@ -568,7 +570,7 @@ async def _chat_completion(client, settings: LLMSettings, messages: list[dict]) 
     return data, raw.headers
 
 
-def report_missing(missing: dict[str, list], settings: LLMSettings, log) -> dict[str, int]:
+def report_missing(missing: dict[str, list], settings: LLMSettings) -> dict[str, int]:
     """Stop the rule when teacher requests stayed unanswered (`llm.on_missing: fail`), or say so and go on
     (`write`). `missing` maps a role to its unanswered items, each with `.id` and `.error`. Returns the counts."""
     counts = {role: len(items) for role, items in missing.items() if items}
@@ -581,7 +583,7 @@ def report_missing(missing: dict[str, list], settings: LLMSettings, log) -> dict
     if settings.on_missing == "fail":
         raise MissingResponses(f"{what}. Answered requests are cached: a plain rerun asks exactly these again "
                                "(or set llm.on_missing: write to keep what was answered)")  # fmt: skip
-    log(f"WARNING: {what}; llm.on_missing: write, so the outputs are written without them (metrics 'missing'). "
+    logger.warning(f"{what}; llm.on_missing: write, so the outputs are written without them (metrics 'missing'). "
         "To complete them later, rerun this rule with --forcerun: answered requests come from the cache.")  # fmt: skip
     return counts
 

@@ -23,6 +23,7 @@ its output file (written in input order), which the next run reads before sendin
 
 from __future__ import annotations
 
+import logging
 import asyncio
 import hashlib
 import json
@@ -46,6 +47,8 @@ from .llm import (
     _client,
     final_error,
 )
+
+logger = logging.getLogger(__name__)
 
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 ENDPOINT = "/v1/chat/completions"
@@ -184,8 +187,8 @@ def parse_output_line(line: str) -> Outcome | None:
 class _Work:
     """The requests of one run_requests call and where their answers go."""
 
-    def __init__(self, settings, pending, cache, totals, log, record):
-        self.settings, self.cache, self.totals, self.log, self.record = settings, cache, totals, log or (lambda m: None), record
+    def __init__(self, settings, pending, cache, totals, record):
+        self.settings, self.cache, self.totals, self.record = settings, cache, totals, record
         self.items: dict[str, list] = {}
         for i, req, key in pending:
             self.items.setdefault(key, []).append((i, req))
@@ -237,17 +240,17 @@ class _Work:
                     self.record(i, LLMResult(req.id, key, None, rounds, retryable=True,
                                              error=f"no answer after {rounds} batch round(s): {o.reason}"))  # fmt: skip
         if online:
-            self.log(f"batch: {len(online)} request(s) that no batch answered go online")
+            logger.info(f"batch: {len(online)} request(s) that no batch answered go online")
         return online
 
 
-async def answer_in_batches(settings: LLMSettings, pending: list, cache: ResponseCache, totals: Totals, log,
+async def answer_in_batches(settings: LLMSettings, pending: list, cache: ResponseCache, totals: Totals,
                             record) -> list:  # fmt: skip
     """Answer `pending` ((index, request, key)) through batches, calling `record(index, result)` for each
     request answered or given up; returns the items left for the online path."""
     if cache.path is None:
         raise LLMError("llm.mode: batch needs a response cache file (the batch journal lives beside it)")
-    work = _Work(settings, pending, cache, totals, log, record)
+    work = _Work(settings, pending, cache, totals, record)
     journal = Journal(cache.path)
     if settings.backend == "vllm":
         _run_local(settings, work, journal)
@@ -271,16 +274,16 @@ async def answer_in_batches(settings: LLMSettings, pending: list, cache: Respons
             for lines in split_lines([work.line(k) for k in new], settings.batch.max_requests, settings.batch.max_bytes):
                 in_flight.append(journal.write_chunk(lines))
             for chunk in in_flight:
-                await _submit(client, settings, journal, chunk, totals, work.log)
+                await _submit(client, settings, journal, chunk, totals)
             await _poll(client, settings, journal, in_flight, work)
     finally:
         await client.close()
     return work.finish(rounds)
 
 
-async def _submit(client, settings: LLMSettings, journal: Journal, chunk: Chunk, totals: Totals, log) -> None:
+async def _submit(client, settings: LLMSettings, journal: Journal, chunk: Chunk, totals: Totals) -> None:
     if chunk.batch_id:
-        log(f"batch {chunk.batch_id} ({chunk.name}): resumed")
+        logger.info(f"batch {chunk.batch_id} ({chunk.name}): resumed")
         return
     if chunk.file_id is None:
         f = await client.files.create(file=(f"{chunk.name}.jsonl", chunk.path.read_bytes(), "application/jsonl"),
@@ -291,7 +294,7 @@ async def _submit(client, settings: LLMSettings, journal: Journal, chunk: Chunk,
         found = await _find_batch(client, chunk)  # created before a kill, or by a create whose reply was lost
         if found is not None:
             journal.record(event="created", chunk=chunk.name, batch_id=found.id)
-            log(f"batch {found.id} ({chunk.name}): found among the provider's batches, resumed")
+            logger.info(f"batch {found.id} ({chunk.name}): found among the provider's batches, resumed")
             return
         try:
             b = await creator.batches.create(input_file_id=chunk.file_id, endpoint=ENDPOINT,
@@ -301,14 +304,14 @@ async def _submit(client, settings: LLMSettings, journal: Journal, chunk: Chunk,
             retry, _, reason = _classify(exc)
             if not retry or attempt > settings.max_retries:
                 raise LLMError(f"batch {chunk.name}: could not create the batch ({reason})") from None
-            log(f"batch {chunk.name}: create failed ({reason}); checking, then trying again")
+            logger.info(f"batch {chunk.name}: create failed ({reason}); checking, then trying again")
             await asyncio.sleep(_backoff(settings, attempt))
             continue
         journal.record(event="created", chunk=chunk.name, batch_id=b.id)
         n = len(chunk.keys())
         totals.batches += 1
         totals.batch_requests += n
-        log(f"batch {b.id} ({chunk.name}): {n} requests submitted")
+        logger.info(f"batch {b.id} ({chunk.name}): {n} requests submitted")
         return
 
 
@@ -332,7 +335,7 @@ async def _poll(client, settings: LLMSettings, journal: Journal, chunks: list[Ch
             counts = b.request_counts
             state = f"{b.status}" + (f" ({counts.completed}/{counts.total} done, {counts.failed} failed)" if counts else "")
             if seen.get(chunk.name) != state:
-                work.log(f"batch {b.id} ({chunk.name}): {state}")
+                logger.info(f"batch {b.id} ({chunk.name}): {state}")
                 seen[chunk.name] = state
             if b.status in TERMINAL:
                 await _collect(client, journal, chunk, b, work)
@@ -358,7 +361,7 @@ async def _collect(client, journal: Journal, chunk: Chunk, b, work: _Work) -> No
     journal.record(event="collected", chunk=chunk.name, batch_id=b.id, status=b.status, answered=answered,
                    errors=errors)  # fmt: skip
     chunk.path.unlink(missing_ok=True)
-    work.log(f"batch {b.id} ({chunk.name}): {b.status}, {answered} answered, {errors} error line(s)")
+    logger.info(f"batch {b.id} ({chunk.name}): {b.status}, {answered} answered, {errors} error line(s)")
 
 
 # ---------------------------------------------------------------- vllm run-batch on the job's GPUs
@@ -368,7 +371,7 @@ def _run_local(settings: LLMSettings, work: _Work, journal: Journal) -> None:
     journal.dir.mkdir(parents=True, exist_ok=True)
     for out in sorted(journal.dir.glob("*.out.jsonl")):  # a run killed midway: keep what it wrote
         salvaged, _ = _read(out.read_text(encoding="utf-8", errors="replace"), work)
-        work.log(f"local batch: {salvaged} answer(s) kept from the interrupted run's {out.name}")
+        logger.info(f"local batch: {salvaged} answer(s) kept from the interrupted run's {out.name}")
         out.unlink()
     todo = work.todo()
     if not todo:
@@ -381,7 +384,7 @@ def _run_local(settings: LLMSettings, work: _Work, journal: Journal) -> None:
     loc = settings.local
     argv = render_command(loc.run_batch_command, "llm.local.run_batch_command", input=inp, output=out,
                           model=loc.model, name=settings.model, gpus=loc.gpus)  # fmt: skip
-    work.log(f"local batch: {len(todo)} requests through `{' '.join(argv)}` (its log: {log_path})")
+    logger.info(f"local batch: {len(todo)} requests through `{' '.join(argv)}` (its log: {log_path})")
     work.totals.batches += 1
     work.totals.batch_requests += len(todo)
     with open(log_path, "a", encoding="utf-8") as lf:
@@ -391,7 +394,7 @@ def _run_local(settings: LLMSettings, work: _Work, journal: Journal) -> None:
             raise LLMError(f"llm.local.run_batch_command: {argv[0]} not found (is vLLM installed in this job's "
                            "environment?)") from None  # fmt: skip
     answered = _read(out.read_text(encoding="utf-8", errors="replace"), work)[0] if out.is_file() else 0
-    work.log(f"local batch: exit status {rc}, {answered} answered")
+    logger.info(f"local batch: exit status {rc}, {answered} answered")
     for k in todo:
         if work.cache.get(k) is None and k not in work.reasons:
             work.reasons[k] = Outcome(k, reason=f"vllm run-batch exited with status {rc} before answering (see {log_path})")

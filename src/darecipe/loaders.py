@@ -14,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
-from .io import InputError, read_jsonl, require
+from .io import Rejects, InputError, read_jsonl, require
 from .sets import FILE_KINDS
 
 
@@ -36,20 +36,6 @@ class TaskRecord:
     @classmethod
     def from_json(cls, d: dict) -> "TaskRecord":
         return cls(**d)
-
-
-class Rejects(list):
-    """Records that could not be used, each with where it came from and why."""
-
-    def add(self, where: str, rec_id: str, reason: str) -> None:
-        self.append({"where": where, "id": rec_id, "reason": reason})
-
-    def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for r in self:
-            k = r["reason"].split(":")[0]
-            out[k] = out.get(k, 0) + 1
-        return out
 
 
 def _unescape_tsv(s: str) -> str:

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from .chat import chat_text
+
 def write_set(records: list[dict], path: str | Path) -> None:
     """A set as an Arrow IPC file (uncompressed): one row per record, the record itself as one JSON line (its
     text ends in a newline). The mix memory-maps it and writes the chosen records out byte for byte."""
@@ -50,11 +52,6 @@ def write_json_array(path_in: str | Path, path_out: str | Path) -> int:
     records = read_set(path_in).column("record").to_pylist()
     Path(path_out).write_text("[\n" + ",\n".join(r.rstrip("\n") for r in records) + "\n]\n", encoding="utf-8")
     return len(records)
-
-
-def chat_text(messages: list[dict]) -> str:
-    """Messages laid out as the Qwen3 chat template lays them out (for token counts)."""
-    return "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
 
 
 def count_tokens(set_path: str | Path, tokenizer_json: str | Path, threads: int | None = None,

@@ -2,7 +2,7 @@
 tokens and dollars per synthesis rule (plus the stage-3 judge), as tables and as JSON.
 
 Teacher requests are counted from the config: stage-1 tasks from the configured source files (with their limits;
-a file not on disk yet falls back to the released set's count, RECIPE §3), synthesis from categories × workspaces ×
+a file not on disk yet falls back to the released set's count, docs/recipe.md#3-stage-1-data-single-abilities), synthesis from categories × workspaces ×
 tasks per workspace, the judge from the RL tasks × rollouts. Tokens per request are the `plan.teacher` assumptions
 (measured on the demo's recorded teacher, rounded up for paper-size tables); prices are `llm.price` / `judge.price`.
 """
@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-# The released stage-1 sets' counts (RECIPE §3): the fallback when a source file is not on disk yet.
-RELEASED = {"TableQA_distillation": 39301, "TableQA_refinement": 39301, "TableGPT": 29448, "file": 13023}
 
 
 def _count_rows(path: str, kind: str) -> int | None:
@@ -37,18 +35,40 @@ def _limited(n: int | None, limit: int | None) -> int | None:
     return n if n is None or limit is None else min(n, limit)
 
 
-def stage1_counts(config: dict) -> dict[str, tuple[int, str]]:
-    """Tasks behind each stage-1 synthesis rule and where the number comes from."""
+def _file_task_kinds(path: str) -> dict[str, int] | None:
+    p = Path(path)
+    if not p.is_file():
+        return None
+    counts: dict[str, int] = {}
+    for line in p.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            kind = json.loads(line).get("kind")
+        except ValueError:
+            continue
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+def stage1_counts(config: dict) -> dict[str, tuple[int, str, str]]:
+    """Per synthesised stage-1 set (darecipe.sets): (tasks, where the number comes from, its kind)."""
+    from .sets import STAGE1_SETS, SYNTHESISED_SETS
+
     d = config["stage1_data"]
     parts = [_limited(_count_rows(d["wikitq"]["tsv"], "tsv"), d["wikitq"]["limit"]),
              _limited(_count_rows(d["finqa"]["path"], "json"), d["finqa"]["limit"]),
              _limited(_count_rows(d["tatqa"]["path"], "json"), d["tatqa"]["limit"])]  # fmt: skip
-    tableqa = (sum(parts), "source files") if None not in parts else (RELEASED["TableQA_distillation"], "released set")
-    tables = d["tablegpt_tables"]
-    tablegpt = (tables, "config") if tables is not None else (RELEASED["TableGPT"], "released set")
-    files = _count_rows(d["file_tasks"], "jsonl")
-    file = (files, "source files") if files is not None else (RELEASED["file"], "released set")
-    return {"stage1_distill": tableqa, "stage1_refine": tableqa, "stage1_tablegpt": tablegpt, "stage1_file": file}
+    file_kinds = _file_task_kinds(d["file_tasks"])
+    out = {}
+    for name in SYNTHESISED_SETS:
+        kind = STAGE1_SETS[name].kind
+        if kind in ("distill", "refine"):
+            n = (sum(parts), "source files") if None not in parts else None
+        elif kind == "tablegpt":
+            n = (d["tablegpt_tables"], "config") if d["tablegpt_tables"] is not None else None
+        else:
+            n = (file_kinds.get(name, 0), "source files") if file_kinds is not None else None
+        out[name] = (*(n or (STAGE1_SETS[name].released, "released set")), kind)
+    return out
 
 
 def teacher_plan(config: dict) -> dict:
@@ -62,9 +82,8 @@ def teacher_plan(config: dict) -> dict:
         rows.append({"rule": rule, "records": records, "from": source, "requests": requests,
                      "prompt_tokens": requests * prompt, "completion_tokens": requests * completion})  # fmt: skip
 
-    for rule, (n, source) in stage1_counts(config).items():
-        kind = rule.removeprefix("stage1_")
-        add(rule, n, source, kind)  # one request per task (a file task's code is run after the reply)
+    for name, (n, source, kind) in stage1_counts(config).items():
+        add(f"stage1_synth: {name}", n, source, kind)  # one request per task (a file task's code runs after it)
     from .synthesis_plan import jobs, requests
 
     syn = config["synthesis"]
@@ -122,12 +141,12 @@ def table(p: dict) -> str:
     if "teacher" in p:
         tp = p["teacher"]
         lines += ["", f"teacher {tp['model']} ({tp['backend']}); tokens per request: plan.teacher.tokens",
-                  f"{'rule':<28} {'records':>9} {'from':<14} {'requests':>10} {'tokens in':>13} {'tokens out':>12} {'cost (USD)':>11}"]  # fmt: skip
+                  f"{'rule':<36} {'records':>9} {'from':<14} {'requests':>10} {'tokens in':>13} {'tokens out':>12} {'cost (USD)':>11}"]  # fmt: skip
         for r in tp["rules"]:
-            lines.append(f"{r['rule']:<28} {r['records']:>9,} {r['from']:<14} {r['requests']:>10,} "
+            lines.append(f"{r['rule']:<36} {r['records']:>9,} {r['from']:<14} {r['requests']:>10,} "
                          f"{r['prompt_tokens']:>13,} {r['completion_tokens']:>12,} {r['cost_usd']:>11,.0f}")  # fmt: skip
         t = tp["total"]
-        lines.append(f"{'total':<28} {'':>9} {'':<14} {t['requests']:>10,} {t['prompt_tokens']:>13,} "
+        lines.append(f"{'total':<36} {'':>9} {'':<14} {t['requests']:>10,} {t['prompt_tokens']:>13,} "
                      f"{t['completion_tokens']:>12,} {t['cost_usd']:>11,.0f}")  # fmt: skip
         lines.append("prices: llm.price / judge.price (USD per million tokens)")
     return "\n".join(lines)

@@ -1,9 +1,16 @@
-"""DeepAnalyze's prompt shape (RECIPE §2): `# Instruction` + optional `# Data` listing the files."""
+"""Prompts: DeepAnalyze's task prompt shape (docs/recipe.md#2-prompts-and-trajectories: `# Instruction` + optional
+`# Data` listing the files) and the teacher's prompt files (`$name` templates)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from string import Template
+
+
+def load_template(path: str | Path) -> Template:
+    """A prompt file with `$name` placeholders."""
+    return Template(Path(path).read_text(encoding="utf-8"))
 
 
 def file_size_label(n_bytes: int) -> str:

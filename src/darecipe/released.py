@@ -16,6 +16,7 @@ rejects naming the rows.
 
 from __future__ import annotations
 
+import logging
 import json
 import os
 import re
@@ -25,10 +26,12 @@ import zipfile
 from pathlib import Path
 
 from .io import InputError, sha256_file
-from .loaders import Rejects
+from .io import Rejects
 from .sets import INTERACTION_DIRS, RL_SETS
 from .synthesis import RL_METHODS
 from .tags import check_structure
+
+logger = logging.getLogger(__name__)
 
 ROLE_OF = {"user": "user", "human": "user", "assistant": "assistant", "gpt": "assistant", "system": "system",
            "tool": "tool", "observation": "tool"}  # fmt: skip
@@ -172,7 +175,7 @@ def messages_problem(msgs: list[dict], need_tags: bool) -> str | None:
     return None
 
 
-def released_records(path: Path, name: str, expected: int, kind: str, need_tags: bool, strict: bool, log):
+def released_records(path: Path, name: str, expected: int, kind: str, need_tags: bool, strict: bool):
     """The usable records of one released file (each {messages, id, <kind>, provenance}), its rejects, and the
     number of records read. A count that differs from the one in the file's name stops the rule when `strict`."""
     data = read_json_array(path)
@@ -182,7 +185,7 @@ def released_records(path: Path, name: str, expected: int, kind: str, need_tags:
         msg = f"{path}: {len(data)} records, the file name says {expected}"
         if strict:
             raise InputError(f"{msg} (a truncated download? set data.released.strict_counts: false to go on)")
-        log(f"WARNING: {msg}")
+        logger.warning(msg)
     records, rejects = [], Rejects()
     for i, rec in enumerate(data):
         where = f"{path}:record {i}"
@@ -255,10 +258,10 @@ def normalise_rl_row(row: dict, root: Path, folders: dict[str, str]) -> tuple[di
     }, None
 
 
-def unpack_workspaces(archive: Path, dest: Path, log) -> dict:
+def unpack_workspaces(archive: Path, dest: Path) -> dict:
     """RL/data.zip -> dest/<data>/<workspace_id>/..., refusing members that would land outside dest. A single
     top-level `data/` folder is stripped (the official scripts read `RL/data/` after unzipping)."""
-    log(f"{archive}: sha256 {sha256_file(archive)}")
+    logger.info(f"{archive}: sha256 {sha256_file(archive)}")
     with zipfile.ZipFile(archive) as zf:
         members = [m for m in zf.infolist() if not m.filename.startswith("__MACOSX/") and m.filename.strip("/")]
         names = [m.filename for m in members]

@@ -1,26 +1,44 @@
-"""A rule's log: timestamped lines appended to `snakemake.log[0]`, flushed as they are written."""
+"""A rule's log: the library logs through `logging` (loggers under `darecipe`); a rule script sends them, and its own
+lines, to `snakemake.log[0]` as timestamped lines, flushed as they are written (subprocesses, such as the trainer,
+append their output to the same file)."""
 
 from __future__ import annotations
 
+import logging
 import sys
-import time
 from pathlib import Path
 
+FORMAT = "[%(asctime)s] %(message)s"
+DATEFMT = "%Y-%m-%d %H:%M:%S"
 
-class RuleLog:
-    def __init__(self, path: str | Path | None):
-        self.path = Path(path) if path else None
-        if self.path:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text("")
 
-    def __call__(self, msg: str) -> None:
-        line = f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {msg}\n"
-        if self.path:
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(line)
-        else:
-            sys.stderr.write(line)
+class _Formatter(logging.Formatter):
+    """Timestamped lines; a warning or an error says so first."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        if record.levelno >= logging.WARNING:
+            ts, _, msg = line.partition("] ")
+            line = f"{ts}] {record.levelname}: {msg}"
+        return line
+
+
+def setup_logging(path: str | Path | None) -> logging.Logger:
+    """Send the `darecipe` loggers to `path` (a new file), or to stderr; return the rule's own logger."""
+    root = logging.getLogger("darecipe")
+    root.setLevel(logging.INFO)
+    root.propagate = False
+    for h in list(root.handlers):
+        root.removeHandler(h)
+        h.close()
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter(FORMAT, DATEFMT))
+    root.addHandler(handler)
+    return logging.getLogger("darecipe.rule")
 
 
 def die_with_parent() -> None:
@@ -37,14 +55,15 @@ def die_with_parent() -> None:
 
 
 def run_script(main, smk) -> None:
-    """Run a rule script's `main(smk, log)`; a user-fixable error ends as one line in the log and on stderr."""
+    """Run a rule script's `main(smk, log)` (`log` writes a line to the rule's log); a user-fixable error ends as one
+    line in the log and on stderr."""
     from .io import InputError
 
     die_with_parent()
-    log = RuleLog(smk.log[0] if smk.log else None)
+    logger = setup_logging(smk.log[0] if smk.log else None)
     try:
-        main(smk, log)
+        main(smk, logger.info)
     except InputError as e:
-        log(f"ERROR: {e}")
+        logger.error(str(e))
         sys.stderr.write(f"{smk.rule}: {e}\n")
         sys.exit(1)

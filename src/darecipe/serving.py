@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import logging
 import asyncio
 import dataclasses
 import os
@@ -26,6 +27,8 @@ from .agent import State
 from .chat import prompt_ids
 from .config import render_command
 from .llm import LLMError, LLMSettings
+
+logger = logging.getLogger(__name__)
 
 
 def free_port() -> int:
@@ -122,7 +125,7 @@ class CompletionsGenerator:
 
 
 @contextmanager
-def local_teacher(settings: LLMSettings, log_path: Path, log, serve: bool = True):
+def local_teacher(settings: LLMSettings, log_path: Path, serve: bool = True):
     """For `llm.backend: vllm`: serve the teacher's weights (`llm.local.serve_command`) on this job's GPUs for
     the duration of the block, yielding settings pointed at it; any other backend, or `serve=False` (the job
     runs `vllm run-batch` instead), passes through unchanged."""
@@ -132,7 +135,7 @@ def local_teacher(settings: LLMSettings, log_path: Path, log, serve: bool = True
     loc = settings.local
     server = ModelServer(loc.serve_command, loc.model, log_path, loc.startup_timeout_s,
                          fields={"name": settings.model, "gpus": loc.gpus}, config_field="llm.local.serve_command")  # fmt: skip
-    log(f"local teacher: starting `{' '.join(server.argv)}` (its log: {log_path})")
+    logger.info(f"local teacher: starting `{' '.join(server.argv)}` (its log: {log_path})")
     try:
         base_url = server.__enter__()
     except FileNotFoundError:
@@ -140,7 +143,7 @@ def local_teacher(settings: LLMSettings, log_path: Path, log, serve: bool = True
         raise LLMError(f"llm.local.serve_command: {server.argv[0]} not found (is vLLM installed in this job's "
                        "environment?)") from None  # fmt: skip
     try:
-        log(f"local teacher ready at {base_url}")
+        logger.info(f"local teacher ready at {base_url}")
         yield dataclasses.replace(settings, base_url=base_url, api_key_env=None)
     finally:
         server.__exit__()

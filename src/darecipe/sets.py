@@ -13,24 +13,44 @@ ROLES = ("general_reasoning", "structured_knowledge", "data_science", "file")
 
 
 @dataclass(frozen=True)
+class SynthesisKind:
+    """How a synthesised stage-1 set is made (the teacher's request and the reply's check: darecipe.stage1.KINDS)."""
+
+    tasks: str  # the task file it reads: results/data/stage1/tasks/<tasks>.jsonl
+    needs_cues: bool = False  # the vocabulary of reasoning cues (stage1_data.cues)
+    needs_sandbox: bool = False  # the teacher's code runs
+
+
+SYNTHESIS_KINDS = {
+    "distill": SynthesisKind("tableqa"),
+    "refine": SynthesisKind("tableqa", needs_cues=True),
+    "tablegpt": SynthesisKind("tablegpt"),
+    "file": SynthesisKind("file", needs_sandbox=True),
+}
+
+
+@dataclass(frozen=True)
 class Stage1Set:
     name: str
     role: str  # one of ROLES: the share of the stage-1 mix it counts towards
-    made_by: str  # "synthesis": a rule of this pipeline writes it with the teacher; "file": you supply it
-    released: int  # records in the released file reasoning/<name>_<released>.json
+    made_by: str  # "synthesis": the rule stage1_synth writes it with the teacher; "file": you supply it
+    released: int  # records in the released file reasoning/<name>_<released>.json (0: not in the release)
+    kind: str | None = None  # synthesised sets: distill | refine | tablegpt | file (darecipe.stage1.KINDS)
+    prompt: str | None = None  # synthesised sets: the teacher's prompt, stage1_data.prompts.<prompt>
+    refines: str | None = None  # kind refine: the set whose records it rewrites
 
 
 STAGE1_SETS = {
     s.name: s
     for s in (
         Stage1Set("SKGInstruct", "structured_knowledge", "file", 199_989),
-        Stage1Set("TableQA_distillation", "data_science", "synthesis", 39_301),
-        Stage1Set("TableQA_refinement", "data_science", "synthesis", 39_301),
-        Stage1Set("TableGPT", "data_science", "synthesis", 29_448),
-        Stage1Set("file_database", "file", "synthesis", 3_833),
-        Stage1Set("file_csv", "file", "synthesis", 3_007),
-        Stage1Set("file_xlsx", "file", "synthesis", 3_663),
-        Stage1Set("file_any", "file", "synthesis", 2_520),
+        Stage1Set("TableQA_distillation", "data_science", "synthesis", 39_301, "distill", "distill"),
+        Stage1Set("TableQA_refinement", "data_science", "synthesis", 39_301, "refine", "refine", "TableQA_distillation"),
+        Stage1Set("TableGPT", "data_science", "synthesis", 29_448, "tablegpt", "tablegpt"),
+        Stage1Set("file_database", "file", "synthesis", 3_833, "file", "file"),
+        Stage1Set("file_csv", "file", "synthesis", 3_007, "file", "file"),
+        Stage1Set("file_xlsx", "file", "synthesis", 3_663, "file", "file"),
+        Stage1Set("file_any", "file", "synthesis", 2_520, "file", "file"),
         Stage1Set("math", "general_reasoning", "file", 20_000),
         Stage1Set("code", "general_reasoning", "file", 20_000),
         Stage1Set("science", "general_reasoning", "file", 20_000),
@@ -39,6 +59,8 @@ STAGE1_SETS = {
     )
 }
 SET_ROLES = {name: s.role for name, s in STAGE1_SETS.items()}
+# The teacher prompts of the synthesised sets: stage1_data.prompts.<name>, config/prompts/<name>.txt by default.
+STAGE1_PROMPTS = tuple(dict.fromkeys(s.prompt for s in STAGE1_SETS.values() if s.prompt))
 SYNTHESISED_SETS = tuple(n for n, s in STAGE1_SETS.items() if s.made_by == "synthesis")
 SUPPLIED_SETS = tuple(n for n, s in STAGE1_SETS.items() if s.made_by == "file")
 FILE_KINDS = tuple(n for n, s in STAGE1_SETS.items() if s.role == "file")

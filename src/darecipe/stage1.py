@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -18,10 +19,6 @@ from .sandbox import SandboxLimits, Session, execute_block
 from .tags import check_structure, code_blocks, final_answer
 
 TABLE_TAGS = {"Analyze", "Understand", "Answer"}
-
-
-def load_template(path: str | Path) -> Template:
-    return Template(Path(path).read_text(encoding="utf-8"))
 
 
 def _text_parts(task: TaskRecord) -> dict:
@@ -173,3 +170,85 @@ def supported(outputs: list[str], gold: str) -> bool:
 
 def file_prompt(task: TaskRecord, files: list[Path]) -> str:
     return task_prompt(task.question, files)
+
+
+# ---------------------------------------------------------------- the kinds of synthesised stage-1 sets
+#
+# A synthesised set (darecipe.sets: `made_by="synthesis"`) names one of these kinds; the rule `stage1_synth` runs
+# every synthesised set. A kind says how the teacher is asked and how a reply is checked (darecipe.sets.SYNTHESIS_KINDS
+# says which task file it reads). Adding a set of an existing kind takes a registry entry, a prompt file and its
+# recordings (docs/where-to-change-what.md).
+
+
+@dataclass
+class SynthContext:
+    """What one `stage1_synth` job knows besides its tasks."""
+
+    template: Template
+    set_name: str
+    data_root: Path
+    workdir: Path  # a temporary folder of the job
+    rel_tol: float
+    seed: int = 0
+    n_cues: int = 3
+    cues: list[str] = ()
+    refines: dict | None = None  # record id -> record of the set this one refines
+    limits: SandboxLimits | None = None
+
+
+@dataclass
+class Request:
+    task: TaskRecord
+    messages: list[dict]
+    extra: dict
+
+
+@dataclass(frozen=True)
+class Kind:
+    prepare: object  # (task, ctx) -> Request, or a reject reason
+    accept: object  # (reply, request, ctx) -> (user prompt, assistant reply, reason or None)
+
+
+def _plain_prepare(build):
+    return lambda t, ctx: Request(t, build(ctx.template, t), {})
+
+
+def _refine_prepare(t: TaskRecord, ctx: SynthContext):
+    if t.id not in ctx.refines:
+        return f"no reasoning to refine: the record of {t.id} in the set this one refines was rejected"
+    chosen = sample_cues(ctx.cues, t.id, ctx.n_cues, ctx.seed)
+    reasoning = ctx.refines[t.id]["messages"][-1]["content"]
+    return Request(t, refine_messages(ctx.template, t, reasoning, chosen), {"cues": chosen})
+
+
+def _file_prepare(t: TaskRecord, ctx: SynthContext):
+    files = materialise_files(t.files, ctx.data_root, ctx.workdir / "prompt" / t.id)
+    prompt = file_prompt(t, files)
+    return Request(t, file_messages(ctx.template, t, prompt), {"prompt": prompt})
+
+
+def _checked_accept(mode: str):
+    def accept(reply: str, req: Request, ctx: SynthContext):
+        reason = check_reasoning(reply, req.task, req.extra.get("cues", ()), mode=mode, rel_tol=ctx.rel_tol)
+        return student_prompt(req.task), reply.strip(), reason
+
+    return accept
+
+
+def _file_accept(reply: str, req: Request, ctx: SynthContext):
+    run = run_file_reply(reply, req.task, ctx.data_root, Path(tempfile.mkdtemp(dir=ctx.workdir)), ctx.limits)
+    return req.extra["prompt"], run.text, run.reason
+
+
+# The functions of each kind in darecipe.sets.SYNTHESIS_KINDS (which holds what the DAG needs to know of it).
+KINDS = {
+    "distill": Kind(_plain_prepare(distill_messages), _checked_accept("match")),
+    "refine": Kind(_refine_prepare, _checked_accept("match")),
+    "tablegpt": Kind(_plain_prepare(tablegpt_messages), _checked_accept("contains")),
+    "file": Kind(_file_prepare, _file_accept),
+}
+
+
+def kind_tasks(kind: str, set_name: str, tasks: list[TaskRecord]) -> list[TaskRecord]:
+    """The tasks a set draws from its kind's task file (a file set takes the file tasks of its own type)."""
+    return [t for t in tasks if t.kind == set_name] if kind == "file" else tasks

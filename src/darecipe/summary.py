@@ -24,7 +24,8 @@ from dataclasses import asdict, dataclass
 from string import Template
 
 from .answers import answers_match
-from .mix import chat_text
+from .chat import chat_text
+from .replies import parse_json_object
 
 SUMMARY_OPEN, SUMMARY_CLOSE = "<summary>", "</summary>"
 # Chat-template text (Search-R1 rollouts): `<|im_start|>role\n...` blocks; the last assistant block runs on to
@@ -203,16 +204,10 @@ def summary_messages(tpl: Template, sample: dict) -> list[dict]:
 
 def parse_summary_reply(text: str) -> Summary:
     """The teacher's JSON reply (a ```json fence around it is allowed)."""
-    body = text.strip()
-    fence = re.fullmatch(r"```(?:json)?\s*\n(.*?)\n?```", body, re.DOTALL)
-    if fence:
-        body = fence.group(1)
     try:
-        data = json.loads(body)
-    except json.JSONDecodeError as e:
-        raise SummaryError(f"unparseable summary: not JSON ({e.msg})") from None
-    if not isinstance(data, dict):
-        raise SummaryError("unparseable summary: not a JSON object")
+        data = parse_json_object(text, whole=True)
+    except ValueError as e:
+        raise SummaryError(f"unparseable summary: {e}") from None
     for key in ("question", "reasoning"):
         if not isinstance(data.get(key), str) or not data[key].strip():
             raise SummaryError(f"unparseable summary: '{key}' must be a non-empty string")

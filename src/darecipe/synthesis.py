@@ -11,7 +11,6 @@ inspector   -> deterministic checks first (tags balanced and ordered, every <Cod
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import sqlite3
 from dataclasses import asdict, dataclass, field
@@ -24,6 +23,7 @@ import pyarrow as pa
 from .agent import Trajectory
 from .io import InputError
 from .loaders import materialise_files
+from .replies import parse_json_object
 from .prompts import task_prompt
 from .sets import CATEGORIES
 from .tags import check_structure
@@ -143,23 +143,11 @@ def questioner_messages(tpl: Template, category: str, workspace: str, files: lis
     return [{"role": "user", "content": body}]
 
 
-def extract_json(text: str):
-    """The first JSON object in a reply: tolerates ``` fences, prose around it and trailing commas."""
-    m = re.search(r"```(?:json)?\s*(\{.*?\})\s*```", text, re.DOTALL)
-    candidate = m.group(1) if m else text[text.find("{") : text.rfind("}") + 1]
-    if not candidate:
-        raise ValueError("no JSON object in the reply")
-    try:
-        return json.loads(candidate)
-    except json.JSONDecodeError:
-        return json.loads(re.sub(r",\s*([}\]])", r"\1", candidate))
-
-
 def parse_tasks(reply: str, category: str, workspace: str) -> tuple[list[Task], list[str]]:
     """Tasks from a questioner reply, plus the problems of the ones that could not be used."""
     try:
-        data = extract_json(reply)
-    except (ValueError, json.JSONDecodeError) as e:
+        data = parse_json_object(reply)
+    except ValueError as e:
         return [], [f"questioner reply is not JSON ({e})"]
     tasks, problems = [], []
     for i, t in enumerate(data.get("tasks", []) if isinstance(data, dict) else []):
@@ -213,8 +201,8 @@ def inspector_messages(tpl: Template, task: Task, traj: Trajectory) -> list[dict
 
 def parse_verdict(reply: str) -> Verdict:
     try:
-        data = extract_json(reply)
-    except (ValueError, json.JSONDecodeError):
+        data = parse_json_object(reply)
+    except ValueError:
         return Verdict(False, ["inspector reply is not JSON"])
     accept = data.get("accept")
     if not isinstance(accept, bool):
@@ -241,26 +229,3 @@ def rl_row(task: Task, prompt: str) -> dict:
         "workspace_id": task.id,
         "input_seq": task.task,
     }
-
-
-def rerun_blocks(text: str, workspace: Path, limits) -> tuple[int, list[str]]:
-    """Re-run a trajectory's code blocks in order in a fresh copy of its workspace and compare each output
-    with the recorded <Execute>. Returns (blocks compared, mismatches)."""
-    import tempfile
-
-    from .sandbox import Session
-
-    pairs = re.findall(r"<Code>(.*?)</Code><Execute>\n(.*?)\n</Execute>", text, re.DOTALL)
-    mismatches = []
-    with tempfile.TemporaryDirectory(prefix="rerun-") as tmp:
-        ws = Path(tmp) / "ws"
-        copy_workspace_files(workspace, ws)
-        session = Session(ws, limits)
-        try:
-            for i, (code, recorded) in enumerate(pairs):
-                again = session.run(code).observation
-                if again != recorded:
-                    mismatches.append(f"block {i}: recorded {recorded[:80]!r}, re-run gives {again[:80]!r}")
-        finally:
-            session.close()
-    return len(pairs), mismatches

@@ -8,6 +8,7 @@ exported atomically into the stage's checkpoint directory with `metrics.json`.
 
 from __future__ import annotations
 
+import logging
 import ctypes
 import hashlib
 import json
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .io import atomic_dir, sha256_file, write_json
+
+logger = logging.getLogger(__name__)
 
 # Trainer state and launcher files: needed to resume, not part of the exported model.
 NOT_EXPORTED = {
@@ -56,10 +59,7 @@ def checkpoint_identity(ckpt: Path) -> str:
         key = json.loads(metrics.read_text()).get("run_key")
         if key:
             return f"run:{key}"
-    h = hashlib.sha256()
-    for p in sorted(q for q in ckpt.rglob("*") if q.is_file()):
-        h.update(f"{p.relative_to(ckpt)}:{_file_digest(p)}\n".encode())
-    return f"files:{h.hexdigest()}"
+    return f"files:{_tree_digest(ckpt)}"
 
 
 def run_key(stage: str, base: Path, data: list[Path], params: dict) -> tuple[str, dict]:
@@ -148,33 +148,40 @@ def launch_argv(command: str, args: list[str], nproc: int, env: dict | None = No
     return [sys.executable, "-m", module, *args]
 
 
-def run(stage: Stage, args_for, nproc: int, env_for=None, extra_metrics=None, log=print) -> dict:
-    """Train (fresh or resumed), export, and return the metrics written beside the checkpoint."""
+def prepare_run(stage: Stage) -> tuple[str, Path, Path]:
+    """(run key, run directory, trainer output directory): the directory of this exact run, created, with run.json
+    describing what the key hashes."""
     key, desc = run_key(stage.name, stage.base, stage.data, stage.params)
     run_dir = stage.runs_root / stage.name / key
     output_dir = run_dir / "output"
     output_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / "run.json", desc)
+    return key, run_dir, output_dir
+
+
+def run(stage: Stage, args_for, nproc: int, env_for=None, extra_metrics=None) -> dict:
+    """Train (fresh or resumed), export, and return the metrics written beside the checkpoint."""
+    key, run_dir, output_dir = prepare_run(stage)
     complete, partial = saves(output_dir)
     args = args_for(output_dir)
     resumed_step = None
     if complete:
         resume = complete[-1]
         resumed_step = step_of(resume)
-        log(f"{stage.name}: resumed from step {step_of(resume)} ({resume}) in run {run_dir}: same run key {key}")
+        logger.info(f"{stage.name}: resumed from step {step_of(resume)} ({resume}) in run {run_dir}: same run key {key}")
         args += ["--resume_from_checkpoint", str(resume)]
     else:
         why = "no earlier run with this key" if not partial else "earlier saves are all incomplete"
-        log(f"{stage.name}: started fresh in run {run_dir} ({why})")
+        logger.info(f"{stage.name}: started fresh in run {run_dir} ({why})")
     for p in partial:
-        log(f"{stage.name}: ignoring incomplete save {p} (killed while it was written)")
+        logger.info(f"{stage.name}: ignoring incomplete save {p} (killed while it was written)")
         shutil.rmtree(p, ignore_errors=True)
     argv = launch_argv(stage.command, args, nproc)
     env = {**os.environ, **OFFLINE_ENV, **(env_for(run_dir) if env_for else {})}
     if nproc > 1:
         env["NPROC_PER_NODE"] = str(nproc)
     (run_dir / "command.sh").write_text(" ".join(_shquote(a) for a in argv) + "\n")
-    log(f"{stage.name}: {' '.join(_shquote(a) for a in argv)}")
+    logger.info(f"{stage.name}: {' '.join(_shquote(a) for a in argv)}")
     start = time.time()
     rc = _supervise(argv, env, stage.log)
     if rc != 0:
@@ -201,16 +208,12 @@ def run(stage: Stage, args_for, nproc: int, env_for=None, extra_metrics=None, lo
     return metrics
 
 
-def run_skyrl(stage: Stage, argv_for, gpus: int, env_for, log=print) -> dict:
+def run_skyrl(stage: Stage, argv_for, gpus: int, env_for) -> dict:
     """The skyrl-train backend (cluster only): Ray is started inside the job's allocation and stopped after;
     skyrl-train resumes from its own latest checkpoint (`trainer.resume_mode=latest`) in the run directory."""
-    key, desc = run_key(stage.name, stage.base, stage.data, stage.params)
-    run_dir = stage.runs_root / stage.name / key
-    output_dir = run_dir / "output"
-    output_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / "run.json", desc)
+    key, run_dir, output_dir = prepare_run(stage)
     existing = sorted(output_dir.glob("ckpt/global_step_*"))
-    log(f"{stage.name}: {'resuming from ' + existing[-1].name if existing else 'started fresh'} in run {run_dir} "
+    logger.info(f"{stage.name}: {'resuming from ' + existing[-1].name if existing else 'started fresh'} in run {run_dir} "
         f"(skyrl-train, run key {key})")  # fmt: skip
     env = {**os.environ, **OFFLINE_ENV, **env_for(run_dir)}
     argv = argv_for(output_dir)

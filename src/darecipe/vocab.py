@@ -9,7 +9,8 @@ from .chat import resolve_format, settle_chat_template, write_format
 from .tags import TAGS, tag_ids
 
 
-def extend_vocab(base: Path, out_dir: Path, special: bool, init: str, chat: dict | None = None, log=print) -> dict:
+
+def extend_vocab(base: Path, out_dir: Path, special: bool, init: str, chat: dict | None = None) -> dict:
     """Load `base`, add the tags, resize the embeddings if needed, save an HF directory with `tags.json` and
     `chat_format.json` (ms-swift model type and template: `chat` holds the config's `model_type` / `template` /
     `hub_id`, null entries detected), its chat template agreeing with ms-swift's (`darecipe.chat`).
@@ -53,7 +54,7 @@ def extend_vocab(base: Path, out_dir: Path, special: bool, init: str, chat: dict
     tok.save_pretrained(out_dir)
     (out_dir / "tags.json").write_text(json.dumps(ids, indent=2) + "\n")
     fmt = resolve_format(chat or {}, base)
-    which = settle_chat_template(out_dir, fmt, log=log)
+    which = settle_chat_template(out_dir, fmt)
     write_format(out_dir, fmt, chat_template=which)
     return {
         "model_type": fmt.model_type,

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from darecipe.agent import HFGenerator
+from darecipe.chat import messages_ids
 from darecipe.io import read_jsonl, write_json, write_text
 from darecipe.runlog import run_script
 from darecipe.summary import TagFamily, aggregate, score_output
@@ -15,30 +17,6 @@ TASKS = {
     "full_context_to_summary": ("summary_prefix", True),
     "summary_to_answer": ("summary_only", False),
 }
-
-
-class Generator:
-    def __init__(self, model_dir, max_new_tokens):
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        self.torch, self.max_new_tokens = torch, max_new_tokens
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.tok = AutoTokenizer.from_pretrained(model_dir)
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto").to(self.device).eval()
-
-    def __call__(self, messages):
-        """Greedy continuation after the chat prompt, as trained (no empty think block); (text, new tokens)."""
-        text = self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        text = text.replace("<think>\n\n</think>\n\n", "")
-        ids = self.torch.tensor([self.tok.encode(text, add_special_tokens=False)], device=self.device)
-        with self.torch.no_grad():
-            gen = self.model.generate(ids, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                      eos_token_id=self.tok.eos_token_id, pad_token_id=self.tok.pad_token_id)  # fmt: skip
-        new = gen[0, ids.shape[1] :].tolist()
-        if new and new[-1] == self.tok.eos_token_id:
-            new = new[:-1]
-        return self.tok.decode(new, skip_special_tokens=False), len(new)
 
 
 def fmt(v):
@@ -62,13 +40,14 @@ def main(smk, log):
     cfg = smk.params.eval
     families = TagFamily.from_config(smk.params.families)
     samples = {rec["id"]: rec for _, rec in read_jsonl(smk.input.records)}
-    generate = Generator(smk.input.model, cfg["max_new_tokens"])
+    generator = HFGenerator(smk.input.model, cfg["max_new_tokens"], stop_at_code=False)
     report = {"model": str(smk.input.model), "max_new_tokens": cfg["max_new_tokens"], "tasks": {}}
     for task, (set_name, with_summary) in TASKS.items():
+        val = pq.read_table(getattr(smk.input, set_name)).to_pylist()
+        outputs = generator.generate([messages_ids(generator.tok, row["messages"][:-1]) for row in val])
         rows, lengths = [], []
-        for row in pq.read_table(getattr(smk.input, set_name)).to_pylist():
+        for row, (text, n_new) in zip(val, outputs):
             rec = samples[row["id"]]
-            text, n_new = generate(row["messages"][:-1])
             lengths.append(n_new)
             rows.append({**score_output(rec, families[rec["family"]], text, with_summary, cfg["rel_tol"],
                                         smk.params.min_quote_chars), "generated": text})  # fmt: skip
