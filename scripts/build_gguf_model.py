@@ -15,4 +15,4 @@ def main(smk, log):
     log(f"built {smk.output[0]} from {src}: {info}")
 
 
-run_script(main, snakemake)  # noqa: F821
+run_script(main, globals().get("snakemake"))

@@ -17,4 +17,4 @@ def main(smk, log):
     log(f"{len(sums)} files saved to {smk.output[0]}")
 
 
-run_script(main, snakemake)  # noqa: F821
+run_script(main, globals().get("snakemake"))

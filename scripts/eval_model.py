@@ -91,4 +91,4 @@ def main(smk, log):
         f"code success {metrics['code_success_rate']}, tokens/task {metrics['tokens_per_task']}")  # fmt: skip
 
 
-run_script(main, snakemake)  # noqa: F821
+run_script(main, globals().get("snakemake"))

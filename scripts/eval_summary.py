@@ -23,4 +23,4 @@ def main(smk, log):
     log(md)
 
 
-run_script(main, snakemake)  # noqa: F821
+run_script(main, globals().get("snakemake"))

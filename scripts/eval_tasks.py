@@ -32,4 +32,4 @@ def main(smk, log):
     log(f"{len(records)} held-out tasks {by_source}, disjoint from {len(training)} training files")
 
 
-run_script(main, snakemake)  # noqa: F821
+run_script(main, globals().get("snakemake"))

@@ -16,4 +16,4 @@ def main(smk, log):
         f"({info['chat_template']} chat template); {info}")  # fmt: skip
 
 
-run_script(main, snakemake)  # noqa: F821
+run_script(main, globals().get("snakemake"))

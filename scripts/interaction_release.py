@@ -24,4 +24,4 @@ def main(smk, log):
     log(f"{sum(counts.values())} trajectories; empty categories: {', '.join(empty) or 'none'}")
 
 
-run_script(main, snakemake)  # noqa: F821
+run_script(main, globals().get("snakemake"))

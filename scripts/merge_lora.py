@@ -28,4 +28,4 @@ def main(smk, log):
     log(f"merged {adapter} into {out}")
 
 
-run_script(main, snakemake)  # noqa: F821
+run_script(main, globals().get("snakemake"))

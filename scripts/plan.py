@@ -12,4 +12,4 @@ def main(smk, log):
     log(table(p))
 
 
-run_script(main, snakemake)  # noqa: F821
+run_script(main, globals().get("snakemake"))

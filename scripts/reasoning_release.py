@@ -15,4 +15,4 @@ def main(smk, log):
             log(f"{path.stem}_{n}.json")
 
 
-run_script(main, snakemake)  # noqa: F821
+run_script(main, globals().get("snakemake"))

@@ -43,4 +43,4 @@ def main(smk, log):
         log(f"  rejected {r['where']} ({r['id']}): {r['reason']}")
 
 
-run_script(main, snakemake)  # noqa: F821
+run_script(main, globals().get("snakemake"))

@@ -174,4 +174,4 @@ def main(smk, log):
     log(f"wrote {len(o)} figures")
 
 
-run_script(main, snakemake)  # noqa: F821
+run_script(main, globals().get("snakemake"))

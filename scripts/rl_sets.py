@@ -26,4 +26,4 @@ def main(smk, log):
         log(f"{name}: {len(rows[name])} tasks -> {path}")
 
 
-run_script(main, snakemake)  # noqa: F821
+run_script(main, globals().get("snakemake"))

@@ -21,4 +21,4 @@ def main(smk, log):
     log(f"{len(seen)} workspace folders: {', '.join(f'{k} ({v})' for k, v in seen.items())}")
 
 
-run_script(main, snakemake)  # noqa: F821
+run_script(main, globals().get("snakemake"))

@@ -72,4 +72,4 @@ def main(smk, log):
     log(f"{name}: {len(records)} records from {path}, {len(rejects)} rejected {rejects.counts()}")
 
 
-run_script(main, snakemake)  # noqa: F821
+run_script(main, globals().get("snakemake"))

@@ -26,4 +26,4 @@ def main(smk, log):
     log(f"{smk.wildcards.set}: {len(records)} records from {len(smk.input.shards)} shards, {len(rejects)} rejected {reasons}")
 
 
-run_script(main, snakemake)  # noqa: F821
+run_script(main, globals().get("snakemake"))

@@ -24,4 +24,4 @@ def main(smk, log):
         f"{stats['dropped_over_length']}")  # fmt: skip
 
 
-run_script(main, snakemake)  # noqa: F821
+run_script(main, globals().get("snakemake"))

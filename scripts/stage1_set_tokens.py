@@ -15,4 +15,4 @@ def main(smk, log):
     log(f"{smk.wildcards.set}: {counts.height} records, {total} tokens ({smk.threads} threads)")
 
 
-run_script(main, snakemake)  # noqa: F821
+run_script(main, globals().get("snakemake"))

@@ -39,4 +39,4 @@ def main(smk, log):
         log(f"  rejected {r['id']} ({r['where']}): {r['reason']}")
 
 
-run_script(main, snakemake)  # noqa: F821
+run_script(main, globals().get("snakemake"))

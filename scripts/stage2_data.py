@@ -26,4 +26,4 @@ def main(smk, log):
     log(f"{n} trajectories: {', '.join(f'{k} {sum(v.values())}' for k, v in counts.items()) or 'none'}")
 
 
-run_script(main, snakemake)  # noqa: F821
+run_script(main, globals().get("snakemake"))

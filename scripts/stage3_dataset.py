@@ -26,4 +26,4 @@ def main(smk, log):
     log(f"{n} RL tasks from {len(smk.input.sets)} sets")
 
 
-run_script(main, snakemake)  # noqa: F821
+run_script(main, globals().get("snakemake"))

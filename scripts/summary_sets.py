@@ -53,4 +53,4 @@ def main(smk, log):
     log(f"{len(traces)} traces, {len(val)} held out for validation: {', '.join(sorted(val)) or 'none'}")
 
 
-run_script(main, snakemake)  # noqa: F821
+run_script(main, globals().get("snakemake"))

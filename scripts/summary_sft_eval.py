@@ -60,4 +60,4 @@ def main(smk, log):
     write_text(smk.output.md, "# Summary-enhanced SFT: validation\n\n" + table(report, stats))
 
 
-run_script(main, snakemake)  # noqa: F821
+run_script(main, globals().get("snakemake"))

@@ -32,4 +32,4 @@ def main(smk, log):
     log(f"mean prompt tokens: full context {full}, summary only {short} (reduction {reduction})")
 
 
-run_script(main, snakemake)  # noqa: F821
+run_script(main, globals().get("snakemake"))

@@ -149,4 +149,4 @@ def synthesise(smk, log, settings, limits):
         log(f"  rejected {r['id']} ({r['where']}): {r['reason']}")
 
 
-run_script(main, snakemake)  # noqa: F821
+run_script(main, globals().get("snakemake"))

@@ -35,4 +35,4 @@ def main(smk, log):
         f"{metrics.get('rejected', 0)} rejected {metrics['reject_reasons']}")  # fmt: skip
 
 
-run_script(main, snakemake)  # noqa: F821
+run_script(main, globals().get("snakemake"))

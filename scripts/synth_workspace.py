@@ -20,4 +20,4 @@ def main(smk, log):
     log(f"workspace {name}: {', '.join(p.name for p in made)}")
 
 
-run_script(main, snakemake)  # noqa: F821
+run_script(main, globals().get("snakemake"))

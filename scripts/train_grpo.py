@@ -80,4 +80,4 @@ def main(smk, log):
     log(f"exported {smk.output[0]} at step {metrics['global_step']}")
 
 
-run_script(main, snakemake)  # noqa: F821
+run_script(main, globals().get("snakemake"))

@@ -24,4 +24,4 @@ def main(smk, log):
     log(f"{stats['files']} files; workspaces per folder: {stats['workspaces']}")
 
 
-run_script(main, snakemake)  # noqa: F821
+run_script(main, globals().get("snakemake"))

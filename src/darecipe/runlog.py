@@ -23,21 +23,24 @@ class _Formatter(logging.Formatter):
         return line
 
 
-def setup_logging(path: str | Path | None) -> logging.Logger:
-    """Send the `darecipe` loggers to `path` (a new file), or to stderr; return the rule's own logger."""
+def setup_logging(path: str | Path | None, echo: bool = False) -> logging.Logger:
+    """Send the `darecipe` loggers to `path` (a new file), or to stderr, or both (`echo`); return the rule's own
+    logger."""
     root = logging.getLogger("darecipe")
     root.setLevel(logging.INFO)
     root.propagate = False
     for h in list(root.handlers):
         root.removeHandler(h)
         h.close()
+    handlers: list[logging.Handler] = []
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        handler: logging.Handler = logging.FileHandler(path, mode="w", encoding="utf-8")
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter(FORMAT, DATEFMT))
-    root.addHandler(handler)
+        handlers.append(logging.FileHandler(path, mode="w", encoding="utf-8"))
+    if echo or not path:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    for handler in handlers:
+        handler.setFormatter(_Formatter(FORMAT, DATEFMT))
+        root.addHandler(handler)
     return logging.getLogger("darecipe.rule")
 
 
@@ -54,13 +57,23 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
-def run_script(main, smk) -> None:
+def run_script(main, smk=None) -> None:
     """Run a rule script's `main(smk, log)` (`log` writes a line to the rule's log); a user-fixable error ends as one
-    line in the log and on stderr."""
+    line in the log and on stderr. A script run by hand (no `snakemake` object) gets its job's object from the
+    command line (darecipe.debug) and echoes its log to stderr."""
     from .io import InputError
 
-    die_with_parent()
-    logger = setup_logging(smk.log[0] if smk.log else None)
+    by_hand = smk is None
+    try:
+        if by_hand:
+            from .debug import from_command_line
+
+            smk = from_command_line(sys.argv[0])
+        else:
+            die_with_parent()
+    except InputError as e:
+        sys.exit(f"error: {e}")
+    logger = setup_logging(smk.log[0] if smk.log else None, echo=by_hand)
     try:
         main(smk, logger.info)
     except InputError as e:
