@@ -23,7 +23,7 @@ import polars as pl
 from darecipe.mix import mix, read_set, write_set
 from darecipe.sets import SET_ROLES, STAGE1_SETS
 
-# The released stage-1 counts (RECIPE §3), scaled to --records.
+# The released stage-1 counts (docs/recipe.md §3), scaled to --records.
 COUNTS = {name: s.released for name, s in STAGE1_SETS.items()}
 ROLES = ("general_reasoning", "structured_knowledge", "data_science", "file")
 

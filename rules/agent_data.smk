@@ -1,4 +1,4 @@
-# Stage-2 trajectories and stage-3 RL tasks (RECIPE §4-§5): workspaces from the shipped data or from folders of
+# Stage-2 trajectories and stage-3 RL tasks (docs/recipe.md §4-§5): workspaces from the shipped data or from folders of
 # SQLite databases, then per (category, workspace, batch) the questioner -> solver (code really runs) -> inspector,
 # then per category the merged sets, the released interaction/ files and the RL parquet sets with one workspace
 # per task.

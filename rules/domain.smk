@@ -1,4 +1,4 @@
-# Domain adaptation (RECIPE §7): LoRA on the final checkpoint, then the adapters merged into a full model.
+# Domain adaptation (docs/recipe.md §7): LoRA on the final checkpoint, then the adapters merged into a full model.
 
 
 rule train_domain_lora:

@@ -1,4 +1,4 @@
-# Evaluation of every stage on fixed held-out tasks (RECIPE §7), the table across stages, and the report's plots.
+# Evaluation of every stage on fixed held-out tasks (docs/recipe.md §7), the table across stages, and the report's plots.
 
 
 rule eval_tasks:

@@ -1,4 +1,4 @@
-# Stage 1: single-ability SFT on the stage-1 mix (RECIPE §3, §7).
+# Stage 1: single-ability SFT on the stage-1 mix (docs/recipe.md §3, §7).
 
 
 rule train_stage1:

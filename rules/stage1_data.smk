@@ -1,4 +1,4 @@
-# Stage-1 data (RECIPE §3): raw sets -> teacher distillation, keyword-guided refinement, table-to-text and file
+# Stage-1 data (docs/recipe.md §3): raw sets -> teacher distillation, keyword-guided refinement, table-to-text and file
 # tasks (their code really runs) -> the released `reasoning/` files -> the seeded stage-1 mix.
 
 

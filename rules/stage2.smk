@@ -1,4 +1,4 @@
-# Stage 2: multi-ability cold-start SFT on interaction trajectories, <Execute> spans masked (RECIPE §4, §7).
+# Stage 2: multi-ability cold-start SFT on interaction trajectories, <Execute> spans masked (docs/recipe.md §4, §7).
 
 
 # The trajectories of data.source (this pipeline's, the released ones, or both) as one file, each record's

@@ -1,4 +1,4 @@
-# Stage 3: multi-turn GRPO with real code execution in per-rollout workspaces (RECIPE §5-§7).
+# Stage 3: multi-turn GRPO with real code execution in per-rollout workspaces (docs/recipe.md §5-§7).
 
 
 rule stage3_dataset:

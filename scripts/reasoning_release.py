@@ -1,4 +1,4 @@
-"""Rule reasoning_release: the stage-1 sets under the released names, `<set>_<record count>.json` (RECIPE §3)."""
+"""Rule reasoning_release: the stage-1 sets under the released names, `<set>_<record count>.json` (docs/recipe.md §3)."""
 
 from pathlib import Path
 

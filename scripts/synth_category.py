@@ -1,5 +1,5 @@
 """Rule synth_shard: questioner -> solver (real execution) -> inspector for one batch of tasks of one category of
-RECIPE §4 on one workspace (darecipe.synthesis_plan).
+docs/recipe.md §4 on one workspace (darecipe.synthesis_plan).
 
 Writes the accepted trajectories (stage-2 records), the RL tasks (stage-3), rejects with the inspector's reasons,
 and metrics. Every teacher call goes through the LLM layer (cache, retries, replay in the embedded default); each job

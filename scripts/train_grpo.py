@@ -38,7 +38,7 @@ def main(smk, log):
     else:
         settings = LLMSettings.from_config(jcfg)
         log(f"stage3: judge {settings.model} ({jcfg['backend']}, {settings.base_url or 'default endpoint'}) scores "
-            "the answers; reward = RECIPE §6 with the judge terms")  # fmt: skip
+            "the answers; reward = docs/recipe.md §6 with the judge terms")  # fmt: skip
         if jcfg["backend"] == "openai":
             preflight(settings)  # no key or no endpoint: stop here, before training, with one line
 

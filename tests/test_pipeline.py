@@ -242,4 +242,4 @@ def test_stage3_with_a_judge_on_the_local_test_server(demo_run, tmp_path, monkey
     assert calls == 1 + sum(r["judge_requests"] for r in rollouts)
     assert all(bool(r["judge"]) == (r["gate"] is None) for r in rollouts)
     assert all(r["judge_identity"]["prompts"]["qa"].startswith("judge_qa.v2.txt@") for r in rollouts)
-    assert "scores the answers; reward = RECIPE §6 with the judge terms" in (work / "logs/train_stage3.log").read_text()
+    assert "scores the answers; reward = docs/recipe.md §6 with the judge terms" in (work / "logs/train_stage3.log").read_text()

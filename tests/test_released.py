@@ -32,7 +32,7 @@ def release(tmp_path_factory) -> Path:
 
 
 def test_the_registry_knows_the_release_counts():
-    assert released_total() == {"stage1": 421_060, "stage2": 26_202}  # RECIPE §3, §4
+    assert released_total() == {"stage1": 421_060, "stage2": 26_202}  # docs/recipe.md §3, §4
     assert len(STAGE1_SETS) == 13 and len(CATEGORIES) == 12
 
 

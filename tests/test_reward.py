@@ -1,4 +1,4 @@
-"""RECIPE §6, table-driven: every expected reward below is computed by hand in its comment."""
+"""docs/recipe.md §6, table-driven: every expected reward below is computed by hand in its comment."""
 
 import pytest
 

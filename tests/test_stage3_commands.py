@@ -1,4 +1,4 @@
-"""The stage-3 commands rendered from config/deepanalyze-8b.yaml carry every stage-3 value of RECIPE §7
+"""The stage-3 commands rendered from config/deepanalyze-8b.yaml carry every stage-3 value of docs/recipe.md §7
 (golden files; regenerate with DARECIPE_UPDATE_GOLDEN=1 after a deliberate change)."""
 
 import os

@@ -1,4 +1,4 @@
-"""Summary-enhanced SFT (RECIPE §8): trace splitting for both tag families, the grouped seeded split, quote checks
+"""Summary-enhanced SFT (docs/recipe.md §8): trace splitting for both tag families, the grouped seeded split, quote checks
 through the real rule, and the module's outputs in the demo run (phases chained, phase 3 loadable, reruns)."""
 
 import json

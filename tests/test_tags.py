@@ -12,7 +12,7 @@ def test_each_tag_is_one_token_with_the_recipe_ids(fixture, request):
     tok = AutoTokenizer.from_pretrained(path)
     ids = tag_ids(tok)
     assert json.loads((path / "tags.json").read_text()) == ids
-    # On the Qwen3 base vocabulary the tags take 151669-151678 (RECIPE §1), read from the tokenizer.
+    # On the Qwen3 base vocabulary the tags take 151669-151678 (docs/recipe.md §1), read from the tokenizer.
     assert ids["<Analyze>"] == 151669 and ids["</Answer>"] == 151678
     assert ids["<Execute>"] == 151675 and ids["</Execute>"] == 151676 and ids["</Code>"] == 151674
     for tag in TAGS:

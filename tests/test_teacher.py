@@ -184,7 +184,7 @@ def test_teacher_plan_prices_batch_only_for_the_one_shot_steps():
     steps = {s.name: s for s in paper_steps(cfg["plan"]["teacher"])}
     stage1 = [s for s in steps.values() if s.batchable]
     assert [s.name for s in stage1] == ["distill", "refine", "tablegpt", "file"]
-    assert steps["distill"].requests == round(39_301 / 0.8)  # RECIPE's kept records over the acceptance rate
+    assert steps["distill"].requests == round(39_301 / 0.8)  # docs/recipe.md's kept records over the acceptance rate
     assert steps["solver"].requests == pytest.approx(steps["inspector"].requests * cfg["plan"]["teacher"]["solver_turns"], abs=8)
     assert (steps["solver"].prompt, steps["solver"].reply) == tuple(cfg["plan"]["teacher"]["tokens"]["solver"])
     p = Prices(2.0, 8.0, 0.5)

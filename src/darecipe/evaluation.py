@@ -1,6 +1,6 @@
 """Evaluation on held-out tasks: the task list, its disjointness from every training set, and the metrics.
 
-Metrics of one trajectory (`score`) and of a stage (`aggregate`), as RECIPE §7 reports them:
+Metrics of one trajectory (`score`) and of a stage (`aggregate`), as docs/recipe.md §7 reports them:
 - format validity: the trajectory passes the deterministic structure checks (`tags.check_structure`);
 - task accuracy: the final `<Answer>` matches the gold answer — WikiTQ by denotation, as the official
   evaluator (`evaluator.py` of WikiTableQuestions) does it, every other source with numeric tolerance;
@@ -330,7 +330,7 @@ def _cell(v, kind):
 
 def summary_markdown(results: dict[str, dict]) -> str:
     """The table across stages, then accuracy by source (each cell: correct / tasks of that source)."""
-    head = "| stage | tasks | " + " | ".join(c[1] for c in COLUMNS) + " | paper (RECIPE §7) |"
+    head = "| stage | tasks | " + " | ".join(c[1] for c in COLUMNS) + " | paper (docs/recipe.md §7) |"
     lines = [head, "|" + "---|" * (len(COLUMNS) + 3)]
     for stage, m in results.items():
         cells = " | ".join(_cell(m.get(k), kind) for k, _, kind in COLUMNS)

@@ -2,7 +2,7 @@
 
 Everything else derives from here: the rules' set lists and wildcard constraints, the roles of the stage-1 mix,
 the file-task kinds, the check of `stage1_data.extra_sets` names, and the file names of the released data set
-(`RUC-DataLab/DataScience-Instruct-500K`, record counts from its file names, RECIPE §3-§5).
+(`RUC-DataLab/DataScience-Instruct-500K`, record counts from its file names, docs/recipe.md §3-§5).
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def alternation(names) -> str:
 
 
 def released_total() -> dict[str, int]:
-    """Records per stage in the release, from its file names (RECIPE §3-§4)."""
+    """Records per stage in the release, from its file names (docs/recipe.md §3-§4)."""
     return {
         "stage1": sum(s.released for s in STAGE1_SETS.values()),
         "stage2": sum(c.released for c in CATEGORIES.values()),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 def skyrl_overrides(hp: dict, model: Path, train_files: list[Path], output_dir: Path, stop_token_ids: list[int],
                     env: dict) -> list[str]:  # fmt: skip
-    """Hydra overrides for `python -m darecipe.skyrl_main` (RECIPE §7's stage-3 values come from `hp`)."""
+    """Hydra overrides for `python -m darecipe.skyrl_main` (docs/recipe.md §7's stage-3 values come from `hp`)."""
     prompts_per_step = hp["per_device_train_batch_size"] * hp["gradient_accumulation_steps"] * max(hp["gpus"], 1)
     prompts_per_step //= hp["num_generations"]
     files = ",".join(f"'{p}'" for p in train_files)

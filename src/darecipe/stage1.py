@@ -1,4 +1,4 @@
-"""Stage-1 data (RECIPE §3): teacher prompts, checks of the teacher's replies, file tasks run for real, the mix.
+"""Stage-1 data (docs/recipe.md §3): teacher prompts, checks of the teacher's replies, file tasks run for real, the mix.
 
 Pure logic; the rule scripts do the I/O. A reply that fails a check becomes a reject with the reason.
 """

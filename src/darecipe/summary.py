@@ -1,4 +1,4 @@
-"""Summary-enhanced agent SFT (RECIPE §8): agent traces -> per-step samples -> teacher summaries -> two sets.
+"""Summary-enhanced agent SFT (docs/recipe.md §8): agent traces -> per-step samples -> teacher summaries -> two sets.
 
 A trace is a question and the agent's side of the episode as one text in which every result the environment
 returned sits inline between its result tags (`<information>` for a search agent, `<Execute>` for DeepAnalyze).

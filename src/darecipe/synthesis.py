@@ -1,4 +1,4 @@
-"""Multi-agent synthesis of stage-2 trajectories and stage-3 RL tasks (RECIPE §4-§5).
+"""Multi-agent synthesis of stage-2 trajectories and stage-3 RL tasks (docs/recipe.md §4-§5).
 
 questioner  -> proposes tasks for a category over a workspace, each with a checklist (turn budget, libraries,
                what the answer must contain); tasks meant for RL also carry the reward method (and, for `qa`,
@@ -31,7 +31,7 @@ from .tags import check_structure
 CATEGORY_GOALS = {name: c.goal for name, c in CATEGORIES.items()}
 RL_METHODS = ("qa", "datatask", "openresearch")
 RL_SET_OF = {"qa": "qa", "datatask": "datatask", "openresearch": "research"}
-# The stage-3 parquet schema (SkyRL's, RECIPE §5); `function` is kept for compatibility and left empty.
+# The stage-3 parquet schema (SkyRL's, docs/recipe.md §5); `function` is kept for compatibility and left empty.
 RL_PARQUET_SCHEMA = pa.schema([
     ("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
     ("env_class", pa.string()),
@@ -220,7 +220,7 @@ def sft_record(task: Task, traj: Trajectory) -> dict:
 
 
 def rl_row(task: Task, prompt: str) -> dict:
-    """A SkyRL-schema row (RECIPE §5)."""
+    """A SkyRL-schema row (docs/recipe.md §5)."""
     return {
         "prompt": [{"role": "user", "content": prompt}],
         "env_class": "deepanalyze",

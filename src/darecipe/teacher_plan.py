@@ -1,6 +1,6 @@
 """What the teacher costs at paper scale, and how long it takes: API online, API batch, or a local vLLM teacher.
 
-Requests per step come from the recipe's data sizes (RECIPE §3-§5) divided by an acceptance rate (rejected
+Requests per step come from the recipe's data sizes (docs/recipe.md §3-§5) divided by an acceptance rate (rejected
 replies were paid for too). Tokens per request and solver turns are the `plan.teacher` assumptions that
 `make plan` uses for the configured run (`tools/teacher_sizes.py` measures the real requests on the shipped data);
 prices are `llm.price`. Every figure is in the config or a flag: `python -m darecipe.teacher_plan --help`.
@@ -44,15 +44,15 @@ def paper_steps(teacher: dict) -> list[Step]:
     """The paper run's teacher requests, with `plan.teacher`'s tokens per request and solver turns. Each stage-1
     task is one request in this pipeline (the file task's code runs after the reply)."""
     tok = teacher["tokens"]
-    trajectories = 26_202 / ACCEPT["inspector"]  # stage-2 records kept (RECIPE §4)
-    rl_tasks = 15_000  # RECIPE §5
+    trajectories = 26_202 / ACCEPT["inspector"]  # stage-2 records kept (docs/recipe.md §4)
+    rl_tasks = 15_000  # docs/recipe.md §5
 
     def step(name, requests, batchable, kind=None):
         prompt, reply = tok[kind or name]
         return Step(name, round(requests), prompt, reply, batchable)
 
     return [
-        step("distill", 39_301 / ACCEPT["distill"], True),  # RECIPE §3
+        step("distill", 39_301 / ACCEPT["distill"], True),  # docs/recipe.md §3
         step("refine", 39_301 / ACCEPT["refine"], True),
         step("tablegpt", 29_448 / ACCEPT["tablegpt"], True),
         step("file", 13_023 / ACCEPT["file"], True),
