@@ -29,38 +29,38 @@ include: "rules/eval.smk"
 rule all:
     default_target: True
     input:
-        "results/checkpoints/stage3",
+        rules.train_stage3.output,
         get_release_products(),
         get_summary_checkpoint(),
-        "results/summary/eval.json",
-        "results/checkpoints/domain_merged",
-        "results/eval/summary.md",
+        rules.summary_sft_eval.output.json,
+        rules.merge_domain_lora.output,
+        rules.eval_summary.output.md,
         expand("results/report/{name}.png", name=REPORT_FIGURES),
     localrule: True
 
 
 rule stage1_data:
     input:
-        "results/data/stage1/train.jsonl",
+        rules.stage1_mix.output.train,
         get_release_products("reasoning"),
     localrule: True
 
 
 rule stage1_checkpoint:
     input:
-        "results/checkpoints/stage1",
+        rules.train_stage1.output,
     localrule: True
 
 
 rule stage2_checkpoint:
     input:
-        "results/checkpoints/stage2",
+        rules.train_stage2.output,
     localrule: True
 
 
 rule stage3_checkpoint:
     input:
-        "results/checkpoints/stage3",
+        rules.train_stage3.output,
         # this pipeline's own data sets, in the released layout, are products of the recipe too
         get_release_products(),
     localrule: True
@@ -68,14 +68,14 @@ rule stage3_checkpoint:
 
 rule domain_lora:
     input:
-        "results/checkpoints/domain_merged",
+        rules.merge_domain_lora.output,
         "results/eval/domain_lora/eval.json",
     localrule: True
 
 
 rule evaluation:
     input:
-        "results/eval/summary.md",
+        rules.eval_summary.output.md,
     localrule: True
 
 
@@ -83,7 +83,7 @@ rule evaluation:
 rule summary_sft_checkpoint:
     input:
         get_summary_checkpoint(),
-        "results/summary/eval.json",
+        rules.summary_sft_eval.output.json,
     localrule: True
 
 

@@ -3,7 +3,7 @@
 
 rule train_domain_lora:
     input:
-        model="results/checkpoints/stage3",
+        model=rules.train_stage3.output[0],
         data=[config["domain_lora"]["data"]],
     output:
         directory("results/checkpoints/domain_lora"),
@@ -26,8 +26,8 @@ rule train_domain_lora:
 
 rule merge_domain_lora:
     input:
-        base="results/checkpoints/stage3",
-        adapter="results/checkpoints/domain_lora",
+        base=rules.train_stage3.output[0],
+        adapter=rules.train_domain_lora.output[0],
     output:
         directory("results/checkpoints/domain_merged"),
     log:

@@ -69,14 +69,14 @@ REPORT_FIGURES = {
 
 rule report_plots:
     input:
-        stage1_stats="results/data/stage1/stats.json",
+        stage1_stats=rules.stage1_mix.output.stats,
         token_files=get_stage1_set_files(".tokens.parquet"),
         set_metrics=get_stage1_set_files(".metrics.json"),
         synthesis_metrics=get_synthesis_metrics(),
         summary_metrics=["results/summary/samples.metrics.json", "results/summary/with_summary.metrics.json"],
-        sft_models=["results/checkpoints/stage1", "results/checkpoints/stage2", "results/checkpoints/domain_lora"],
-        stage3="results/checkpoints/stage3",
-        eval_summary="results/eval/summary.json",
+        sft_models=[rules.train_stage1.output[0], rules.train_stage2.output[0], rules.train_domain_lora.output[0]],
+        stage3=rules.train_stage3.output[0],
+        eval_summary=rules.eval_summary.output.json,
     output:
         **{
             name: report(f"results/report/{name}.png", caption=f"../report/{name}.rst", category=category)

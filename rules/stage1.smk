@@ -3,8 +3,8 @@
 
 rule train_stage1:
     input:
-        model="results/checkpoints/vocab",
-        data=["results/data/stage1/train.jsonl"],
+        model=rules.extend_vocab.output[0],
+        data=[rules.stage1_mix.output.train],
     output:
         directory("results/checkpoints/stage1"),
     log:

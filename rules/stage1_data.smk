@@ -94,7 +94,7 @@ rule stage1_extra_set:
 rule stage1_set_tokens:
     input:
         records="results/data/stage1/{group}/{set}.arrow",
-        model="results/checkpoints/vocab",
+        model=rules.extend_vocab.output[0],
     output:
         "results/data/stage1/{group}/{set}.tokens.parquet",
     log:

@@ -19,8 +19,8 @@ rule stage2_data:
 
 rule train_stage2:
     input:
-        model="results/checkpoints/stage1",
-        data=["results/data/stage2/train.jsonl"],
+        model=rules.train_stage1.output[0],
+        data=[rules.stage2_data.output.train],
     output:
         directory("results/checkpoints/stage2"),
     log:

@@ -16,8 +16,8 @@ rule stage3_dataset:
 
 rule train_stage3:
     input:
-        model="results/checkpoints/stage2",
-        data="results/data/rl/swift_train.jsonl",
+        model=rules.train_stage2.output[0],
+        data=rules.stage3_dataset.output[0],
         workspaces=get_rl_workspace_root(),
         rl_sets=get_rl_sets(),
         judge_prompts=list(config["judge"]["prompts"].values()),

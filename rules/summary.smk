@@ -26,7 +26,7 @@ rule summary_samples:
 
 rule summary_llm:
     input:
-        samples="results/summary/samples.jsonl",
+        samples=rules.summary_samples.output.samples,
         template=config["summary"]["prompt"],
     output:
         records="results/summary/with_summary.jsonl",
@@ -50,8 +50,8 @@ rule summary_llm:
 
 rule summary_sets:
     input:
-        multiturn="results/summary/multiturn.jsonl",
-        records="results/summary/with_summary.jsonl",
+        multiturn=rules.summary_samples.output.multiturn,
+        records=rules.summary_llm.output.records,
     output:
         summary_prefix="results/summary/summary_prefix.jsonl",
         summary_only="results/summary/summary_only.jsonl",
@@ -120,8 +120,8 @@ rule summary_sft_eval:
         model=get_summary_checkpoint(),
         summary_prefix="results/summary/summary_prefix_val.parquet",
         summary_only="results/summary/summary_only_val.parquet",
-        records="results/summary/with_summary.jsonl",
-        stats="results/summary/stats.json",
+        records=rules.summary_llm.output.records,
+        stats=rules.summary_stats.output[0],
     output:
         json="results/summary/eval.json",
         md="results/summary/eval.md",
