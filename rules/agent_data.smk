@@ -2,6 +2,7 @@
 # SQLite databases, then per (category, workspace, batch) the questioner -> solver (code really runs) -> inspector,
 # then per category the merged sets, the released interaction/ files and the RL parquet sets with one workspace
 # per task.
+# Input functions: rules/common.smk, section "Stage-2/3 data".
 
 
 rule synth_workspace:

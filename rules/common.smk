@@ -1,3 +1,8 @@
+# What every rule file shares: the config checks that run before any job, the environments, and the input
+# functions of every stage, in sections named after the rule file they serve (in the Snakefile's include order).
+# They live here rather than beside their rules because Snakemake's linter (`snakemake --lint`, run by `make lint`)
+# rejects a rule file that also defines functions; each rule file's first lines name its section.
+
 import json
 import os
 import sys
@@ -67,6 +72,7 @@ def get_base_model():
     return config["base_model"]["path"]
 
 
+# ---- Data sources (rules/download.smk, rules/released.smk) -----------------------------------------------------------
 # Where the training data comes from (data.source): this pipeline's own sets, the released data set, or both.
 DATA_SOURCE = config["data"]["source"]
 OWN_DATA = DATA_SOURCE in ("synthesised", "both")
@@ -96,6 +102,7 @@ def released_input(rel_glob):
     return [RELEASED_ROOT]
 
 
+# ---- Stage-2/3 data (rules/agent_data.smk, rules/stage2.smk, rules/stage3.smk) ---------------------------------------
 # Stage-2/3 synthesis: one job per (category, workspace, batch), all known from the config (darecipe.synthesis_plan).
 SYNTH_WORKSPACES = synthesis_plan.workspaces(config["synthesis"])
 SYNTH_JOBS = {(j.category, j.workspace, str(j.batch)): j for j in synthesis_plan.jobs(config["synthesis"])}
@@ -163,6 +170,7 @@ def get_release_products(*folders):
     return [f"results/data/{f}" for f in folders or ("reasoning", "interaction")] if OWN_DATA else []
 
 
+# ---- Params shared by every stage ------------------------------------------------------------------------------------
 def canonical(value):
     """A params value with dict keys sorted at every level. Snakemake compares params by their text, so
     reordering keys in a YAML file (or defaults filled in another order) must not look like a change."""
@@ -174,6 +182,7 @@ def training_params(stage):
     return canonical(config[stage])
 
 
+# ---- Stage-1 data (rules/stage1_data.smk) ----------------------------------------------------------------------------
 # Stage-1 synthesis: one job per (set, shard); the shard count is in the config, so a dry run shows every job.
 EXTRA_SET_NAMES = tuple(config["stage1_data"]["extra_sets"]) or ("no-extra-sets",)
 RELEASED_STAGE1_SETS = tuple(RELEASED["stage1_sets"] or STAGE1_SETS)
@@ -233,7 +242,8 @@ def synthesis_params():
     )
 
 
-# Summary-enhanced SFT (rules/summary.smk): phase N trains from phase N-1's checkpoint, phase 1 from `summary.base`.
+# ---- Summary module (rules/summary.smk) ------------------------------------------------------------------------------
+# Phase N trains from phase N-1's checkpoint, phase 1 from `summary.base`.
 SUMMARY_PHASES = config["summary"]["phases"]
 PIPELINE_CHECKPOINTS = ("vocab", "stage1", "stage2", "stage3")
 
@@ -270,7 +280,8 @@ def get_summary_checkpoint():
     return f"results/summary/checkpoints/phase{len(SUMMARY_PHASES)}"
 
 
-# Evaluation (rules/eval.smk): the checkpoint each evaluated stage names.
+# ---- Evaluation (rules/eval.smk) -------------------------------------------------------------------------------------
+# The checkpoint each evaluated stage names.
 EVAL_STAGES = tuple(config["eval"]["stages"])
 EVAL_MODELS = {
     "vocab": "results/checkpoints/vocab",
@@ -297,6 +308,7 @@ def get_training_files():
     ]
 
 
+# ---- Teacher (every rule that asks the LLM) --------------------------------------------------------------------------
 # The teacher (llm:). With a local vLLM teacher (llm.backend: vllm) every teacher rule serves the weights on its
 # own GPUs, in an environment that has vLLM; otherwise the teacher is an endpoint and the rules need no GPU.
 LOCAL_TEACHER = config["llm"]["backend"] == "vllm"

@@ -1,5 +1,6 @@
 # Data fetched from the network: only here, in explicit rules run once (a pinned hub revision or a URL, every file's
 # sha256 in the log). No training or synthesis job downloads anything (the base model's rule is in vocab.smk).
+# Input functions: rules/common.smk, section "Data sources".
 
 
 # Raw upstream data sets (config `sources`): resources/data/raw/<source>/.

@@ -1,4 +1,5 @@
 # Evaluation of every stage on fixed held-out tasks (docs/recipe.md §7), the table across stages, and the report's plots.
+# Input functions: rules/common.smk, section "Evaluation".
 
 
 rule eval_tasks:

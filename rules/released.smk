@@ -1,6 +1,7 @@
 # The released DataScience-Instruct-500K as training data (data.source: released | both; docs/data.md): each stage's
 # files read and validated (schema, tag structure, counts against file names), the RL workspaces unpacked from
 # RL/data.zip, and each RL row's workspace checked. Unusable records are counted rejects naming file and record.
+# Input functions: rules/common.smk, section "Data sources".
 
 
 rule released_stage1_set:

@@ -1,5 +1,6 @@
 # Stage-1 data (docs/recipe.md §3): raw sets -> teacher distillation, keyword-guided refinement, table-to-text and file
 # tasks (their code really runs) -> the released `reasoning/` files -> the seeded stage-1 mix.
+# Input functions: rules/common.smk, section "Stage-1 data".
 
 
 rule stage1_tasks:

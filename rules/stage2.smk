@@ -1,4 +1,5 @@
 # Stage 2: multi-ability cold-start SFT on interaction trajectories, <Execute> spans masked (docs/recipe.md §4, §7).
+# Input functions: rules/common.smk, section "Stage-2/3 data".
 
 
 # The trajectories of data.source (this pipeline's, the released ones, or both) as one file, each record's

@@ -1,4 +1,5 @@
 # Stage 3: multi-turn GRPO with real code execution in per-rollout workspaces (docs/recipe.md §5-§7).
+# Input functions: rules/common.smk, section "Stage-2/3 data".
 
 
 rule stage3_dataset:

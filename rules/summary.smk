@@ -1,6 +1,7 @@
 # Summary-enhanced agent SFT (docs/recipe.md §8): agent traces -> per-step samples -> teacher summaries (quotes checked
 # against the results) -> summary-prefix / summary-only sets and a seeded split -> progressive training (phase N
 # from phase N-1) -> evaluation on the validation sets.
+# Input functions: rules/common.smk, section "Summary module".
 
 
 rule summary_samples:
