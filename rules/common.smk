@@ -1,7 +1,7 @@
-# What every rule file shares: the config checks that run before any job, the environments, and the input
-# functions of every stage, in sections named after the rule file they serve (in the Snakefile's include order).
-# They live here rather than beside their rules because Snakemake's linter (`snakemake --lint`, run by `make lint`)
-# rejects a rule file that also defines functions; each rule file's first lines name its section.
+# Shared by all rule files. The config checks that run before any job, the environments, and the input functions
+# of every stage, in sections named after the rule files they serve (in the Snakefile's include order). They live
+# here rather than beside their rules because Snakemake's linter (`snakemake --lint`, run by `make lint`) rejects a
+# rule file that also defines functions; each rule file's first lines name its section.
 
 import json
 import os
