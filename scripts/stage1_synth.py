@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from darecipe.io import read_jsonl, write_json, write_jsonl
-from darecipe.llm import LLMRequest, LLMSettings, ResponseCache, report_missing, run_requests
+from darecipe.llm import LLMRequest, LLMSettings, ResponseCache, report_missing, run_requests, sort_failure
 from darecipe.io import Rejects
 from darecipe.loaders import TaskRecord
 from darecipe.mix import set_records
@@ -65,10 +65,7 @@ def main(smk, log):
         for req, res in zip(jobs, results):
             t = req.task
             if res.error:
-                if res.retryable:
-                    missing.append(res)
-                else:
-                    rejects.add(where, t.id, res.error)
+                sort_failure(res, where, t.id, missing, rejects)
                 continue
             user, reply, reason = kind.accept(res.text, req, ctx)
             if reason:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from darecipe.agent import ChatGenerator, State, run_agents
 from darecipe.io import write_json, write_jsonl
-from darecipe.llm import LLMRequest, LLMSettings, ResponseCache, report_missing, run_requests
+from darecipe.llm import LLMRequest, LLMSettings, ResponseCache, report_missing, run_requests, sort_failure
 from darecipe.io import Rejects
 from darecipe.prompts import task_prompt
 from darecipe.runlog import run_script
@@ -68,10 +68,7 @@ def synthesise(smk, log, settings, limits):
     for r, (req, res) in enumerate(zip(q_reqs, q_res)):
         name = req.id.split("/")[1]
         if res.error:
-            if res.retryable:
-                missing["questioner"].append(res)
-            else:
-                rejects.add("questioner", req.id, res.error)
+            sort_failure(res, "questioner", req.id, missing["questioner"], rejects)
             continue
         found, problems = parse_tasks(res.text, category, name)
         for t in found:  # ids stay unique across the batches and requests of one (category, workspace)
@@ -108,10 +105,7 @@ def synthesise(smk, log, settings, limits):
     to_judge = []
     for traj in trajs:
         if traj.stop == "error":  # the solver's teacher call failed: unanswered, or refused for its content
-            if traj.retryable:
-                missing["solver"].append(traj)
-            else:
-                rejects.add("solver", traj.id, traj.error)
+            sort_failure(traj, "solver", traj.id, missing["solver"], rejects)
             continue
         reasons = deterministic_checks(traj)
         if reasons:
@@ -124,10 +118,7 @@ def synthesise(smk, log, settings, limits):
     cache.close()
     for traj, res in zip(to_judge, i_res):
         if res.error:
-            if res.retryable:
-                missing["inspector"].append(res)
-            else:
-                rejects.add("inspector", traj.id, res.error)
+            sort_failure(res, "inspector", traj.id, missing["inspector"], rejects)
             continue
         verdict = parse_verdict(res.text)
         if not verdict.accept:

@@ -570,6 +570,15 @@ async def _chat_completion(client, settings: LLMSettings, messages: list[dict]) 
     return data, raw.headers
 
 
+def sort_failure(failure, where: str, item_id: str, missing: list, rejects) -> None:
+    """A teacher call that failed (an `LLMResult`, or a trajectory its failed call stopped): unanswered (transport,
+    limits, server) goes to `missing`, asked again by a rerun; refused for its content is a reject of `item_id`."""
+    if failure.retryable:
+        missing.append(failure)
+    else:
+        rejects.add(where, item_id, failure.error)
+
+
 def report_missing(missing: dict[str, list], settings: LLMSettings) -> dict[str, int]:
     """Stop the rule when teacher requests stayed unanswered (`llm.on_missing: fail`), or say so and go on
     (`write`). `missing` maps a role to its unanswered items, each with `.id` and `.error`. Returns the counts."""
