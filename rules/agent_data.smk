@@ -90,9 +90,7 @@ rule rl_sets:
         sets=expand("results/data/synthesis/{category}.rl.jsonl", category=INTERACTION_CATEGORIES),
         workspaces=get_all_workspaces(),
     output:
-        qa="results/data/rl/qa.parquet",
-        datatask="results/data/rl/datatask.parquet",
-        research="results/data/rl/research.parquet",
+        **{name: f"results/data/rl/{name}.parquet" for name in RL_SETS},
         workspaces=directory("results/data/rl/workspaces"),
     log:
         "logs/rl_sets.log",
