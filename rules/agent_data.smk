@@ -48,7 +48,7 @@ rule synth_shard:
         max_turns=config["synthesis"]["max_turns"],
         tasks_per_request=config["synthesis"]["tasks_per_request"],
     script:
-        "../scripts/synth_category.py"
+        "../scripts/synth_shard.py"
 
 
 rule synth_category:
@@ -69,7 +69,7 @@ rule synth_category:
     conda:
         "../envs/data.yaml"
     script:
-        "../scripts/synth_merge.py"
+        "../scripts/synth_category.py"
 
 
 rule interaction_release:

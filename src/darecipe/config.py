@@ -38,7 +38,8 @@ def _registry() -> dict[str, list[str]]:
     from .sets import CATEGORIES, STAGE1_PROMPTS, STAGE1_SETS, SUPPLIED_SETS
 
     return {"stage1_sets": list(STAGE1_SETS), "supplied_sets": list(SUPPLIED_SETS), "categories": list(CATEGORIES),
-            "stage1_prompts": list(STAGE1_PROMPTS)}  # fmt: skip
+            "stage1_prompts": list(STAGE1_PROMPTS),
+            "released_stage1_sets": [name for name, s in STAGE1_SETS.items() if s.released]}  # fmt: skip
 
 
 def _fill_registry(node, names: dict):

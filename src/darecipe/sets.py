@@ -95,6 +95,7 @@ CATEGORIES = {
 
 # Stage-3 RL sets, one per reward method (darecipe.reward.METHODS): our name -> the file names the release uses.
 RL_SETS = {m.rl_set: m.released_files for m in METHODS.values()}
+RELEASED_RL_TASKS = 15_000  # about 15K in the paper (the release's RL file names carry no counts)
 # The release's folder of stage-2 files is spelled `interation/`; a corrected `interaction/` is accepted too.
 INTERACTION_DIRS = ("interation", "interaction")
 
