@@ -29,6 +29,9 @@ CASES = [
     ({"stage1_data": {"extra_sets": {"math": {"path": "nowhere/math.jsonl", "format": "am_distilled"}}}},
      "stage1_data.extra_sets.math.path: input file nowhere/math.jsonl does not exist"),
     ({"stage1_data": {"prompts": {"distill": "nowhere/distill.txt"}}}, "stage1_data.prompts.distill: input file nowhere/distill.txt"),
+    ({"summary": {"traces": [{"path": "resources/data/search_r1_traces/case.txt", "family": "serch"}]}},
+     "summary.traces[0].family: unknown tag family 'serch' (summary.tag_families has search, deepanalyze)"),
+    ({"summary": {"pipeline_trajectories": "deep_analyze"}}, "summary.pipeline_trajectories: unknown tag family 'deep_analyze'"),
     # a list where a mapping is expected, and the other way round
     ({"stage1": [{"learning_rate": 1.0e-4}]}, "stage1: [{'learning_rate': 0.0001}] is not of type 'object'"),
     ({"summary": {"traces": {"path": "case.txt", "family": "search"}}}, "summary.traces: {'family': 'search', 'path': 'case.txt'} is not of type 'array'"),
@@ -68,6 +71,29 @@ def test_numbers_written_the_yaml_1_1_way_pass_the_dry_run(workdir):
     snakemake(workdir, "-n", "all", "--configfile", "numbers.yaml")
     line = _one_error_line(workdir, "stage1:\n  max_steps: 1.5e1\n  learning_rate: fast\n")
     assert "stage1.learning_rate: 'fast' is not of type 'number'" in line
+
+
+def test_config_files_checked_by_hand_name_a_yaml_syntax_error(workdir):
+    """Snakemake 9 says only "Config file is not valid JSON or YAML" (no file, no line); `python -m darecipe.config`
+    runs the checks of a Snakemake run on the files and names file, line and column."""
+    import subprocess
+    import sys
+
+    def check(*files):
+        proc = subprocess.run([sys.executable, "-m", "darecipe.config", *files], cwd=workdir, capture_output=True, text=True)
+        return proc.returncode, (proc.stdout + proc.stderr).strip()
+
+    (workdir / "broken.yaml").write_text("stage1:\n  learning_rate: 1e-4\nstage2: {max_steps: 3\n")
+    (workdir / "empty.yaml").write_text("")
+    (workdir / "missing.yaml").write_text("domain_lora: {data: nowhere/finance_qa.jsonl}\n")
+    (workdir / "fine.yaml").write_text("stage1:\n  learning_rate: 1e-4\n")
+    assert check("config/config.yaml", "broken.yaml") == (
+        1, "Configuration error: broken.yaml:4:1: not valid YAML (expected ',' or '}', but got '<stream end>')")
+    assert check("config/config.yaml", "empty.yaml") == (
+        1, "Configuration error: empty.yaml: must hold keys at the top level, not an empty file")
+    assert check("config/config.yaml", "missing.yaml") == (
+        1, "Configuration error: config/config.yaml + missing.yaml: domain_lora.data: input file nowhere/finance_qa.jsonl does not exist")
+    assert check("config/config.yaml", "fine.yaml") == (0, "config/config.yaml + fine.yaml: no configuration error")
 
 
 @pytest.fixture(scope="module")

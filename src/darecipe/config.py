@@ -143,6 +143,14 @@ def _check_combinations(config: dict, sources: str) -> None:
     if mix.get("ratios") is None and (mix.get("total") is not None or mix.get("replace")):
         raise ConfigError(f"{sources}: stage1_data.mix.total / replace only apply with mix.ratios (null keeps every "
                           f"record); set ratios to resample, or remove them")  # fmt: skip
+    summary = config.get("summary") or {}
+    families = summary.get("tag_families") or {}
+    named = [(f"summary.traces[{i}].family", t.get("family")) for i, t in enumerate(summary.get("traces") or [])]
+    named.append(("summary.pipeline_trajectories", summary.get("pipeline_trajectories")))
+    for key, family in named:
+        if family is not None and family not in families:
+            raise ConfigError(f"{sources}: {key}: unknown tag family {family!r} (summary.tag_families has "
+                              f"{', '.join(families) or 'none'})")  # fmt: skip
 
 
 def _deepest_relevant(err):
@@ -308,3 +316,56 @@ def check_paths(config: dict, schema: dict, sources: str = "config") -> None:
     for name, spec in config["sources"].items():
         if not (spec["hub_id"] or spec["url"]):
             raise ConfigError(f"{sources}: sources.{name}: needs hub_id (with revision) or url")
+
+
+def _merge(into: dict, more: dict) -> None:
+    """Merge a config file into the ones before it, as Snakemake merges --configfile files (nested keys merge)."""
+    for k, v in more.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict):
+            _merge(into[k], v)
+        else:
+            into[k] = v
+
+
+def load_config_files(paths: list[str]) -> dict:
+    """The configuration these files make, each merged into the ones before it; a YAML syntax error names the file,
+    line and column (Snakemake only says that some config file is not valid JSON or YAML)."""
+    merged: dict = {}
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = yaml.safe_load(f)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+            raise ConfigError(f"{where}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: cannot be read ({e})") from None
+        if not isinstance(data, dict):
+            what = "an empty file" if data is None else f"a {type(data).__name__}"
+            raise ConfigError(f"{path}: must hold keys at the top level, not {what}")
+        _merge(merged, data)
+    return merged
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m darecipe.config config/config.yaml my.yaml`: the checks a Snakemake run makes before any job, on
+    these files merged in order, from the repository root; prints one line."""
+    import sys
+
+    paths = list(sys.argv[1:] if argv is None else argv) or ["config/config.yaml"]
+    sources = " + ".join(paths)
+    try:
+        config = load_config_files(paths)
+        schema = load_schema(Path(__file__).resolve().parents[2] / "config/schema.yaml")
+        validate_config(config, schema, sources)
+        check_paths(config, schema, sources)
+    except ConfigError as e:
+        print(f"Configuration error: {e}", file=sys.stderr)
+        return 1
+    print(f"{sources}: no configuration error")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
