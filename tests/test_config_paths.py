@@ -32,6 +32,12 @@ CASES = [
     ({"summary": {"traces": [{"path": "resources/data/search_r1_traces/case.txt", "family": "serch"}]}},
      "summary.traces[0].family: unknown tag family 'serch' (summary.tag_families has search, deepanalyze)"),
     ({"summary": {"pipeline_trajectories": "deep_analyze"}}, "summary.pipeline_trajectories: unknown tag family 'deep_analyze'"),
+    # a workspace file generated as a variant: the source, and a SQLite source's table, are required
+    ({"synthesis": {"workspaces": {"w": [{"name": "x.csv"}]}}}, "synthesis.workspaces.w.0: 'from' is a required property"),
+    ({"synthesis": {"workspaces": {"w": [{"name": "Invoice.csv", "from": "chinook/Chinook_Sqlite.sqlite"}]}}},
+     "synthesis.workspaces.w.0: 'table' is a required property"),
+    ({"synthesis": {"workspaces": {"w": [{"name": "Invoice.txt", "from": "chinook/Chinook_Sqlite.sqlite", "table": "Invoice"}]}}},
+     "synthesis.workspaces.w.0.name: 'Invoice.txt' does not match"),
     # a list where a mapping is expected, and the other way round
     ({"stage1": [{"learning_rate": 1.0e-4}]}, "stage1: [{'learning_rate': 0.0001}] is not of type 'object'"),
     ({"summary": {"traces": {"path": "case.txt", "family": "search"}}}, "summary.traces: {'family': 'search', 'path': 'case.txt'} is not of type 'array'"),

@@ -154,11 +154,15 @@ def _check_combinations(config: dict, sources: str) -> None:
 
 
 def _deepest_relevant(err):
-    if err.context:
-        from jsonschema.exceptions import best_match
+    """The error to report of a oneOf/anyOf: from a branch of the value's own type (an object given to a
+    string-or-object key is told what the object lacks, not that it is no string)."""
+    if not err.context:
+        return err
+    from jsonschema.exceptions import best_match
 
-        return best_match(err.context)
-    return err
+    wrong_type = {e.relative_schema_path[0] for e in err.context if list(e.relative_schema_path)[1:] == ["type"]}
+    fitting = [e for e in err.context if e.relative_schema_path[0] not in wrong_type]
+    return best_match(fitting or err.context)
 
 
 # The placeholders each configured command may use.
