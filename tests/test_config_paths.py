@@ -32,6 +32,7 @@ CASES = [
     ({"summary": {"traces": [{"path": "resources/data/search_r1_traces/case.txt", "family": "serch"}]}},
      "summary.traces[0].family: unknown tag family 'serch' (summary.tag_families has search, deepanalyze)"),
     ({"summary": {"pipeline_trajectories": "deep_analyze"}}, "summary.pipeline_trajectories: unknown tag family 'deep_analyze'"),
+    ({"summary": {"traces": [], "pipeline_trajectories": None}}, "summary.traces is empty and summary.pipeline_trajectories is null"),
     # a workspace file generated as a variant: the source, and a SQLite source's table, are required
     ({"synthesis": {"workspaces": {"w": [{"name": "x.csv"}]}}}, "synthesis.workspaces.w.0: 'from' is a required property"),
     ({"synthesis": {"workspaces": {"w": [{"name": "Invoice.csv", "from": "chinook/Chinook_Sqlite.sqlite"}]}}},
@@ -69,14 +70,25 @@ def test_a_bad_path_is_one_line_before_any_job(workdir, overlay, message):
     assert "bad.yaml" in line
 
 
-def test_numbers_written_the_yaml_1_1_way_pass_the_dry_run(workdir):
-    """`1e-4` is a string to PyYAML (YAML 1.1 floats need a dot); the dry run takes it as the number."""
-    overlay = "stage1:\n  learning_rate: 1e-4\n  max_steps: 1e1\nsummary:\n  phases:\n    - {dataset: multiturn, learning_rate: 5e-6}\n"
+def test_numbers_written_the_yaml_1_1_way_reach_the_rules_as_numbers(workdir, tmp_path):
+    """`1e-4` is a string to PyYAML (YAML 1.1 floats need a dot); the dry run takes it as the number, and a real rule
+    (`plan`, which formats the numbers it is given) gets numbers."""
+    overlay = ("stage1:\n  learning_rate: 1e-4\n  max_steps: 1e1\nsummary:\n  phases:\n"
+               "    - {dataset: multiturn, learning_rate: 5e-6}\nplan:\n  price_per_gpu_hour: 3.5e1\n  hours: {stage1: 1e1}\n")  # fmt: skip
     assert isinstance(yaml.safe_load(overlay)["stage1"]["learning_rate"], str)
     (workdir / "numbers.yaml").write_text(overlay)
     snakemake(workdir, "-n", "all", "--configfile", "numbers.yaml")
     line = _one_error_line(workdir, "stage1:\n  max_steps: 1.5e1\n  learning_rate: fast\n")
     assert "stage1.learning_rate: 'fast' is not of type 'number'" in line
+
+    import json
+
+    run = copy_repo(tmp_path)
+    (run / "numbers.yaml").write_text(overlay)
+    snakemake(run, "--cores", "1", "plan", "--configfile", "numbers.yaml")
+    plan = json.loads((run / "results/plan.json").read_text())
+    assert plan["price_per_gpu_hour"] == 35.0
+    assert next(s for s in plan["stages"] if s["stage"] == "stage1")["hours"] == 10.0
 
 
 def test_config_files_checked_by_hand_name_a_yaml_syntax_error(workdir):

@@ -147,6 +147,9 @@ def _check_combinations(config: dict, sources: str) -> None:
     families = summary.get("tag_families") or {}
     named = [(f"summary.traces[{i}].family", t.get("family")) for i, t in enumerate(summary.get("traces") or [])]
     named.append(("summary.pipeline_trajectories", summary.get("pipeline_trajectories")))
+    if summary and not summary.get("traces") and summary.get("pipeline_trajectories") is None:
+        raise ConfigError(f"{sources}: summary.traces is empty and summary.pipeline_trajectories is null: the summary "
+                          "module would have no traces to learn from")  # fmt: skip
     for key, family in named:
         if family is not None and family not in families:
             raise ConfigError(f"{sources}: {key}: unknown tag family {family!r} (summary.tag_families has "
