@@ -1,5 +1,5 @@
 # Two commands set up and run everything on a fresh machine:
-#   make demo   install, then run the embedded default (offline, CPU): stage3_checkpoint, domain LoRA, evaluation
+#   make demo   install, then run the embedded default (offline, CPU): stages 1-3, summary module, domain LoRA, evaluation
 #   make test   install, then run the tests
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -16,7 +16,7 @@ export MODELSCOPE_OFFLINE := 1
 SNAKEMAKE_PROFILES := $(HOME)/.config/snakemake
 
 help:
-	@echo "make demo    - install into $(VENV), then run the embedded default (stage 3, domain LoRA, evaluation)"
+	@echo "make demo    - install into $(VENV), then run the embedded default (stages 1-3, summary module, domain LoRA, evaluation)"
 	@echo "make report  - build results/report.html (plots, evaluation table, DAG, runtimes)"
 	@echo "make test    - install into $(VENV), then run the test suite"
 	@echo "make lint    - snakemake --lint and snakefmt --check"

@@ -48,7 +48,7 @@ rule synth_shard:
         max_turns=config["synthesis"]["max_turns"],
         tasks_per_request=config["synthesis"]["tasks_per_request"],
     script:
-        "../scripts/synth_category.py"
+        "../scripts/synth_shard.py"
 
 
 rule synth_category:
@@ -69,7 +69,7 @@ rule synth_category:
     conda:
         "../envs/data.yaml"
     script:
-        "../scripts/synth_merge.py"
+        "../scripts/synth_category.py"
 
 
 rule interaction_release:
@@ -90,9 +90,7 @@ rule rl_sets:
         sets=expand("results/data/synthesis/{category}.rl.jsonl", category=INTERACTION_CATEGORIES),
         workspaces=get_all_workspaces(),
     output:
-        qa="results/data/rl/qa.parquet",
-        datatask="results/data/rl/datatask.parquet",
-        research="results/data/rl/research.parquet",
+        **{name: f"results/data/rl/{name}.parquet" for name in RL_SETS},
         workspaces=directory("results/data/rl/workspaces"),
     log:
         "logs/rl_sets.log",

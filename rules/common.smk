@@ -186,7 +186,7 @@ def training_params(stage):
 # ---- Stage-1 data (rules/stage1_data.smk) ----------------------------------------------------------------------------
 # Stage-1 synthesis: one job per (set, shard); the shard count is in the config, so a dry run shows every job.
 EXTRA_SET_NAMES = tuple(config["stage1_data"]["extra_sets"]) or ("no-extra-sets",)
-RELEASED_STAGE1_SETS = tuple(RELEASED["stage1_sets"] or STAGE1_SETS)
+RELEASED_STAGE1_SETS = tuple(RELEASED["stage1_sets"] or (n for n, s in STAGE1_SETS.items() if s.released))
 
 
 def get_shards(set_name):

@@ -3,7 +3,11 @@
 import subprocess
 import sys
 
-from conftest import copy_run
+import yaml
+
+from conftest import REPO, copy_run
+from darecipe.config import load_schema, validate_config
+from darecipe.debug import mock_snakemake
 
 
 def run_by_hand(work, script, *args):
@@ -43,3 +47,21 @@ def test_script_by_hand_says_what_is_wrong(demo_run, tmp_path):
     assert "rule stage1_mix needs 1 input file(s) that do not exist yet, first results/data/stage1/sets/math.arrow" in (
         missing.stderr
     )
+
+
+def test_config_files_merge_or_replace_as_in_snakemake(tmp_path, monkeypatch):
+    """--configfile merges over config/config.yaml; --replace-workflow-config (the SLURM profile's way) uses the
+    file alone, so a key it leaves out takes the schema's default, not the demo's value."""
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(yaml.safe_dump({"stage1": {"max_length": 4096}}))
+    monkeypatch.chdir(REPO)
+    merged = mock_snakemake("results/data/stage1/train.jsonl", [str(overlay)])
+    replaced = mock_snakemake("results/data/stage1/train.jsonl", [str(overlay)], replace_config=True)
+    assert merged.params.max_tokens == replaced.params.max_tokens == 4096
+    demo = float(yaml.safe_load((REPO / "config/config.yaml").read_text())["stage1"]["learning_rate"])
+    defaults: dict = {}
+    validate_config(defaults, load_schema(REPO / "config/schema.yaml"), "defaults")
+    default = defaults["stage1"]["learning_rate"]
+    assert demo != default
+    assert merged.config["stage1"]["learning_rate"] == demo
+    assert replaced.config["stage1"]["learning_rate"] == default

@@ -11,6 +11,8 @@ ENTRY = '        Stage1Set("TableQA_stepwise", "data_science", "synthesis", 0, "
 
 def test_a_new_synthesised_stage1_set_is_a_registry_entry_and_a_prompt_file(tmp_path):
     work = copy_repo(tmp_path)
+    released = ("-n", "stage3_checkpoint", "--configfile", "config/deepanalyze-8b-released.yaml")
+    released_before = job_counts(snakemake(work, *released).stdout)
     registry = work / "src/darecipe/sets.py"
     text = registry.read_text()
     anchor = '        Stage1Set("TableGPT",'
@@ -32,6 +34,8 @@ def test_a_new_synthesised_stage1_set_is_a_registry_entry_and_a_prompt_file(tmp_
     # merged, counted and mixed like every other set
     assert "results/data/stage1/sets/TableQA_stepwise.arrow" in dry
     assert "results/data/stage1/sets/TableQA_stepwise.tokens.parquet" in dry
+    # a run from the released data takes only the sets the release has: the new set changes nothing there
+    assert job_counts(snakemake(work, *released).stdout) == released_before
 
     # a missing prompt file is caught before any job, naming the key
     (work / "config/prompts/distill_stepwise.txt").unlink()

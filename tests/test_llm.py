@@ -113,3 +113,22 @@ def test_replay_answers_from_recordings_and_names_a_missing_record(tmp_path):
     assert "\n" not in str(err.value)
     dumped = [json.loads(line) for line in (tmp_path / "c" / "0.missing.jsonl").read_text().splitlines()]
     assert [d["id"] for d in dumped] == ["r1"]
+
+
+def test_a_missing_recording_says_which_file_holds_the_record_under_another_prompt(tmp_path):
+    """A new set over an existing set's tasks: the replay error names the other set's file and says not to re-key
+    it, where a record nobody recorded says so plainly."""
+    from darecipe.llm import LLMRequest, Recordings, request_key
+
+    msgs = [{"role": "user", "content": "the old prompt"}]
+    (tmp_path / "old_set.jsonl").write_text(
+        json.dumps({"id": "task-1", "key": request_key("m", {}, msgs), "response": "r"}) + "\n"
+    )
+    rec = Recordings(tmp_path)
+    other_prompt = LLMRequest("task-1", [{"role": "user", "content": "the new set's prompt"}])
+    err = str(rec.missing_error([(other_prompt, request_key("m", {}, other_prompt.messages))], None))
+    assert "record 'task-1'" in err
+    assert "old_set.jsonl records this record for another prompt or sampling" in err
+    assert "a new set over the same tasks needs recordings of its own" in err
+    new = LLMRequest("task-2", msgs)
+    assert "no recording for this record" in str(rec.missing_error([(new, "k")], None))

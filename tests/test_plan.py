@@ -42,3 +42,20 @@ def test_plan_prices_the_teacher_per_synthesis_rule():
     assert distill["cost_usd"] == 120 * (1500 * 2.0 + 700 * 8.0) / 1e6  # gpt-4.1: $2 / $8 per million tokens
     assert tp["total"]["requests"] == sum(r["requests"] for r in tp["rules"])
     assert "train_stage3: judge" in table(plan(cfg))
+
+
+def test_a_run_from_the_released_data_asks_the_teacher_nothing():
+    """config/deepanalyze-8b-released.yaml over the paper config: no synthesis rows; the judge scores rollouts of the
+    release's ~15K RL tasks (5 rollouts each, 1 epoch)."""
+    import yaml
+
+    from darecipe.config import load_schema, validate_config
+
+    from conftest import REPO
+
+    paper = yaml.safe_load((REPO / "config/deepanalyze-8b.yaml").read_text())
+    paper["data"] = yaml.safe_load((REPO / "config/deepanalyze-8b-released.yaml").read_text())["data"]
+    cfg = validate_config(paper, load_schema(REPO / "config/schema.yaml"))
+    rows = {r["rule"]: r for r in plan(cfg)["teacher"]["rules"]}
+    assert list(rows) == ["train_stage3: judge"]
+    assert rows["train_stage3: judge"]["records"] == 15_000 and rows["train_stage3: judge"]["requests"] == 75_000

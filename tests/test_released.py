@@ -68,7 +68,7 @@ def test_bad_records_are_rejects_naming_the_record(tmp_path):
     unbalanced = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<Analyze>a<Answer>1</Answer>"}]}
     no_user = {"messages": [{"role": "assistant", "content": "a"}]}
     path = _write(tmp_path / "math_3.json", [good, unbalanced, no_user])
-    records, rejects, read = released_records(path, "math", 3, "set", False, True, print)
+    records, rejects, read = released_records(path, "math", 3, "set", False, True)
     assert read == 3 and [r["provenance"] for r in records] == ["released"]
     assert [(r["where"], r["reason"].split(":")[0]) for r in rejects] == [
         (f"{path}:record 1", "malformed tags"), (f"{path}:record 2", "no user message")]  # fmt: skip
@@ -79,7 +79,7 @@ def test_stage2_trajectories_need_their_tags(tmp_path):
                                {"role": "assistant", "content": "<Analyze>a</Analyze><Code>x</Code><Answer>1</Answer>"}]}  # fmt: skip
     plain = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "just text"}]}
     path = _write(tmp_path / "data_cleaning_2.json", [no_execute, plain])
-    records, rejects, _ = released_records(path, "data_cleaning", 2, "category", True, True, print)
+    records, rejects, _ = released_records(path, "data_cleaning", 2, "category", True, True)
     assert not records
     assert "<Code> block not followed by <Execute>" in rejects[0]["reason"]
     assert "0 <Answer> blocks" in rejects[1]["reason"]
@@ -89,7 +89,7 @@ def test_a_count_that_differs_from_the_file_name_stops_or_warns(tmp_path):
     rec = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
     path = _write(tmp_path / "code_20000.json", [rec])
     with pytest.raises(InputError, match=r"code_20000.json: 1 records, the file name says 20000"):
-        released_records(path, "code", 20000, "set", False, True, print)
+        released_records(path, "code", 20000, "set", False, True)
     said = []
     records, _, _ = released_records(path, "code", 20000, "set", False, False, said.append)
     assert len(records) == 1 and said and said[0].startswith("WARNING")
@@ -116,7 +116,7 @@ def test_an_archive_member_outside_the_root_stops_the_unpacking(tmp_path):
         zf.writestr("data/files/f1/a.csv", "x\n1\n")
         zf.writestr("../../evil.txt", "x")
     with pytest.raises(InputError, match="would be written outside"):
-        unpack_workspaces(arc, tmp_path / "out", print)
+        unpack_workspaces(arc, tmp_path / "out")
     assert not (tmp_path.parent / "evil.txt").exists()
 
 

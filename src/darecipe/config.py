@@ -34,22 +34,27 @@ def _with_defaults(cls):
 DefaultFillingValidator = _with_defaults(Draft202012Validator)
 
 
-def _registry() -> dict[str, list[str]]:
+def _registry() -> dict[str, list[str] | dict[str, str]]:
+    from .reward import METHODS
     from .sets import CATEGORIES, STAGE1_PROMPTS, STAGE1_SETS, SUPPLIED_SETS
 
     return {"stage1_sets": list(STAGE1_SETS), "supplied_sets": list(SUPPLIED_SETS), "categories": list(CATEGORIES),
-            "stage1_prompts": list(STAGE1_PROMPTS)}  # fmt: skip
+            "stage1_prompts": list(STAGE1_PROMPTS),
+            "released_stage1_sets": [name for name, s in STAGE1_SETS.items() if s.released],
+            "judge_prompts": {name: f"config/prompts/{m.judge_prompt}" for name, m in METHODS.items()}}  # fmt: skip
 
 
 def _fill_registry(node, names: dict):
     """Replace each `{x-registry: <list>}` of the schema by an enum of the names in darecipe.sets (one registry), and
-    each `{x-registry-files: <list>}` by one path property per name, default config/prompts/<name>.txt."""
+    each `{x-registry-files: <list>}` by one path property per name, default config/prompts/<name>.txt (or the
+    registry's own file name)."""
     if isinstance(node, dict):
         if "x-registry" in node:
             return {"enum": names[node["x-registry"]]}
         if "x-registry-files" in node:
-            return {n: {"type": "string", "x-path": "file", "default": f"config/prompts/{n}.txt"}
-                    for n in names[node["x-registry-files"]]}  # fmt: skip
+            files = names[node["x-registry-files"]]
+            files = files if isinstance(files, dict) else {n: f"config/prompts/{n}.txt" for n in files}
+            return {n: {"type": "string", "x-path": "file", "default": path} for n, path in files.items()}
         return {k: _fill_registry(v, names) for k, v in node.items()}
     if isinstance(node, list):
         return [_fill_registry(v, names) for v in node]

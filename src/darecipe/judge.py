@@ -25,12 +25,12 @@ from string import Template
 from .prompts import load_template
 from .replies import candidates, loads
 from .llm import LLMError, LLMRequest, LLMSettings, ResponseCache, run_requests
-from .reward import RESEARCH_DIMENSIONS
+from .reward import METHODS
 from .tags import final_answer
 
 
-KEYS = {"qa": ("score",), "datatask": ("accuracy",), "openresearch": RESEARCH_DIMENSIONS}
-SCALES = {"qa": (1, 5), "datatask": (0, 5), "openresearch": (1, 5)}
+KEYS = {name: m.judge_keys for name, m in METHODS.items()}
+SCALES = {name: m.judge_scale for name, m in METHODS.items()}
 REMINDER = "Your reply could not be read. Reply with the JSON object only, scores as integers on the scale asked."
 
 

@@ -231,19 +231,22 @@ class Recordings:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.by_key: dict[str, str] = {}
-        self.ids: set[str] = set()
+        self.ids: dict[str, str] = {}  # record id -> the file holding a recording of it
         files = sorted(self.root.glob("*.jsonl")) if self.root.is_dir() else []  # sources/ holds no recordings
         for path in files:
             for lineno, rec in read_jsonl(path):
                 if not isinstance(rec.get("key"), str) or not isinstance(rec.get("response"), str):
                     raise InputError(f"{path}:{lineno}: a recording needs string fields 'key' and 'response'")
                 self.by_key[rec["key"]] = rec["response"]
-                self.ids.add(str(rec.get("id")))
+                self.ids.setdefault(str(rec.get("id")), path.name)
 
     def missing_error(self, missing: list[tuple[LLMRequest, str]], dump: Path | None) -> LLMError:
         req, key = missing[0]
-        why = ("a recording exists for this record but for another prompt or sampling (re-key it)"
-               if req.id in self.ids else "no recording for this record")  # fmt: skip
+        if req.id in self.ids:  # the same record under another prompt: a changed prompt, or a new set over its tasks
+            why = (f"{self.ids[req.id]} records this record for another prompt or sampling: re-key that file if its "
+                   "prompt changed on purpose; a new set over the same tasks needs recordings of its own")
+        else:
+            why = "no recording for this record"
         where = f"; all {len(missing)} missing requests were written to {dump}" if dump else ""
         return LLMError(
             f"replay backend: {len(missing)} request(s) have no recorded response under {self.root}, first: record "

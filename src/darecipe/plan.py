@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .sets import RELEASED_RL_TASKS
+
 
 
 def _count_rows(path: str, kind: str) -> int | None:
@@ -82,18 +84,25 @@ def teacher_plan(config: dict) -> dict:
         rows.append({"rule": rule, "records": records, "from": source, "requests": requests,
                      "prompt_tokens": requests * prompt, "completion_tokens": requests * completion})  # fmt: skip
 
-    for name, (n, source, kind) in stage1_counts(config).items():
-        add(f"stage1_synth: {name}", n, source, kind)  # one request per task (a file task's code runs after it)
-    from .synthesis_plan import jobs, requests
+    source = config["data"]["source"]
+    rl_tasks, rl_from = 0, []
+    if source in ("synthesised", "both"):  # the released data needs no teacher: only this pipeline's own data does
+        for name, (n, src, kind) in stage1_counts(config).items():
+            add(f"stage1_synth: {name}", n, src, kind)  # one request per task (a file task's code runs after it)
+        from .synthesis_plan import jobs, requests
 
-    syn = config["synthesis"]
-    planned = jobs(syn)
-    trajectories = sum(j.n_sft for j in planned)
-    rl_tasks = sum(j.n_rl for j in planned)
-    asks = sum(len(requests(j, syn.get("tasks_per_request"))) for j in planned)
-    add("synth_shard: questioner", asks, "config", "questioner")
-    add("synth_shard: solver", trajectories, "config", "solver", t["solver_turns"])
-    add("synth_shard: inspector", trajectories, "config", "inspector")
+        syn = config["synthesis"]
+        planned = jobs(syn)
+        trajectories = sum(j.n_sft for j in planned)
+        rl_tasks += sum(j.n_rl for j in planned)
+        rl_from.append("config")
+        asks = sum(len(requests(j, syn.get("tasks_per_request"))) for j in planned)
+        add("synth_shard: questioner", asks, "config", "questioner")
+        add("synth_shard: solver", trajectories, "config", "solver", t["solver_turns"])
+        add("synth_shard: inspector", trajectories, "config", "inspector")
+    if source in ("released", "both"):
+        rl_tasks += RELEASED_RL_TASKS
+        rl_from.append("release")
     llm = config["llm"]
     price = llm.get("price", {})
     for r in rows:
@@ -103,7 +112,7 @@ def teacher_plan(config: dict) -> dict:
         s3 = config["stage3"]
         rollouts = round(rl_tasks * s3["num_generations"] * s3["num_train_epochs"])
         prompt, completion = tok["judge"]
-        r = {"rule": "train_stage3: judge", "records": rl_tasks, "from": "config", "requests": rollouts,
+        r = {"rule": "train_stage3: judge", "records": rl_tasks, "from": " + ".join(rl_from), "requests": rollouts,
              "prompt_tokens": rollouts * prompt, "completion_tokens": rollouts * completion}  # fmt: skip
         r["cost_usd"] = _cost(r, judge.get("price", {}))
         rows.append(r)

@@ -29,6 +29,7 @@ from pathlib import Path
 from .io import InputError, read_text, sha256_file
 from .io import Rejects
 from .sets import INTERACTION_DIRS, RL_SETS
+from .reward import METHODS as REWARD_METHODS
 from .synthesis import RL_METHODS
 from .tags import check_structure
 
@@ -228,8 +229,8 @@ def normalise_rl_row(row: dict, root: Path, folders: dict[str, str]) -> tuple[di
         method = spec.get("method") if isinstance(spec, dict) else None
         return None, f"reward_spec.method {method!r} is not one of {', '.join(RL_METHODS)}"
     truth = _text(spec.get("ground_truth")).strip()
-    if spec["method"] == "qa" and not truth:
-        return None, "a qa task without reward_spec.ground_truth"
+    if REWARD_METHODS[spec["method"]].needs_gold and not truth:
+        return None, f"a {spec['method']} task without reward_spec.ground_truth"
     data = _text(row.get("data") if row.get("data") is not None else row.get("data_source")).strip()
     workspace_id = _text(row.get("workspace_id")).strip()
     if workspace_id:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .reward import METHODS
+
 ROLES = ("general_reasoning", "structured_knowledge", "data_science", "file")
 
 
@@ -91,8 +93,9 @@ CATEGORIES = {
     )
 }  # fmt: skip
 
-# Stage-3 RL sets: our name -> the file names the release uses (its `reseach.parquet` is misspelled; both accepted).
-RL_SETS = {"qa": ("qa.parquet",), "datatask": ("datatask.parquet",), "research": ("reseach.parquet", "research.parquet")}
+# Stage-3 RL sets, one per reward method (darecipe.reward.METHODS): our name -> the file names the release uses.
+RL_SETS = {m.rl_set: m.released_files for m in METHODS.values()}
+RELEASED_RL_TASKS = 15_000  # about 15K in the paper (the release's RL file names carry no counts)
 # The release's folder of stage-2 files is spelled `interation/`; a corrected `interaction/` is accepted too.
 INTERACTION_DIRS = ("interation", "interaction")
 

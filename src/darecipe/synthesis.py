@@ -25,12 +25,13 @@ from .io import InputError
 from .loaders import materialise_files
 from .replies import parse_json_object
 from .prompts import task_prompt
+from .reward import METHODS as REWARD_METHODS
 from .sets import CATEGORIES
 from .tags import check_structure
 
 CATEGORY_GOALS = {name: c.goal for name, c in CATEGORIES.items()}
-RL_METHODS = ("qa", "datatask", "openresearch")
-RL_SET_OF = {"qa": "qa", "datatask": "datatask", "openresearch": "research"}
+RL_METHODS = tuple(REWARD_METHODS)
+RL_SET_OF = {name: m.rl_set for name, m in REWARD_METHODS.items()}
 # The stage-3 parquet schema (SkyRL's, docs/recipe.md §5); `function` is kept for compatibility and left empty.
 RL_PARQUET_SCHEMA = pa.schema([
     ("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
@@ -158,8 +159,8 @@ def parse_tasks(reply: str, category: str, workspace: str) -> tuple[list[Task], 
         if purpose == "rl" and method not in RL_METHODS:
             problems.append(f"{tid}: an RL task needs rl_method in {RL_METHODS}")
             continue
-        if purpose == "rl" and method == "qa" and not str(t.get("answer", "")).strip():
-            problems.append(f"{tid}: a qa task needs a short gold answer")
+        if purpose == "rl" and REWARD_METHODS[method].needs_gold and not str(t.get("answer", "")).strip():
+            problems.append(f"{tid}: a {method} task needs a short gold answer")
             continue
         checklist = t.get("checklist") if isinstance(t.get("checklist"), dict) else {}
         tasks.append(Task(tid, category, workspace, str(t["task"]).strip(), checklist, purpose, method,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
+from .sets import RELEASED_RL_TASKS
 
 # Share of requests whose reply is kept (assumptions): the gold answer must match, the cues must appear, the
 # row count must be stated, the file task's output must show the answer; the inspector's verdict.
@@ -45,7 +46,7 @@ def paper_steps(teacher: dict) -> list[Step]:
     task is one request in this pipeline (the file task's code runs after the reply)."""
     tok = teacher["tokens"]
     trajectories = 26_202 / ACCEPT["inspector"]  # stage-2 records kept (docs/recipe.md §4)
-    rl_tasks = 15_000  # docs/recipe.md §5
+    rl_tasks = RELEASED_RL_TASKS  # docs/recipe.md §5
 
     def step(name, requests, batchable, kind=None):
         prompt, reply = tok[kind or name]
