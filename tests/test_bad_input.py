@@ -13,7 +13,7 @@ import yaml
 from conftest import REPO, copy_repo, snakemake
 from darecipe.datafiles import check_data_file, read_csv_table
 from darecipe.io import InputError, Rejects, read_text
-from darecipe.loaders import load_file_tasks
+from darecipe.loaders import database_workspace_files, load_file_tasks
 from darecipe.prompts import load_template
 from darecipe.released import unpack_workspaces
 from darecipe.synthesis import build_workspace, preview
@@ -105,6 +105,25 @@ def test_a_workspace_is_checked_before_its_variants_are_generated(tmp_path):
     with pytest.raises(InputError, match=r"^workspace w: .*c\.sqlite: table 'readings': corrupt"):
         build_workspace("w", [{"name": "r.csv", "from": "c.sqlite", "table": "readings"}], tmp_path / "data", tmp_path / "out")
     assert not (tmp_path / "out" / "r.csv").exists()
+
+
+def test_bird_descriptions_with_stray_bytes_are_repaired_and_said(tmp_path, darecipe_log):
+    """BIRD's database_description CSVs hold stray non-UTF-8 bytes (AlibabaResearch/DAMO-ConvAI#52): documentation,
+    so the byte is replaced and the log says so; the same file as a data file stops the rule."""
+    root = tmp_path / "train_databases"
+    (root / "shop" / "database_description").mkdir(parents=True)
+    with sqlite3.connect(root / "shop" / "shop.sqlite") as con:
+        con.execute("create table items (id integer)")
+        con.execute("insert into items values (1)")
+    con.close()
+    (root / "shop" / "database_description" / "items.csv").write_bytes(b"column,description\nid,the item \x96 key\n")
+    files = database_workspace_files(root, "shop", descriptions=True)
+    made = build_workspace("bird_shop", files, root, tmp_path / "ws", repair=tuple(files[1:]))
+    assert (tmp_path / "ws" / "items.csv").read_text(encoding="utf-8") == "column,description\nid,the item \ufffd key\n"
+    assert [p.name for p in made] == ["shop.sqlite", "items.csv"]
+    assert any("bird_shop: items.csv: bytes that are not UTF-8 replaced" in m for m in darecipe_log)
+    with pytest.raises(InputError, match=r"items\.csv:2: not valid UTF-8"):
+        build_workspace("plain", files, root, tmp_path / "ws2")
 
 
 def test_two_workspace_files_of_one_name_are_refused(tmp_path):

@@ -11,6 +11,7 @@ inspector   -> deterministic checks first (tags balanced and ordered, every <Cod
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sqlite3
 from dataclasses import asdict, dataclass, field
@@ -28,6 +29,8 @@ from .prompts import task_prompt
 from .reward import METHODS as REWARD_METHODS
 from .sets import CATEGORIES
 from .tags import check_structure
+
+logger = logging.getLogger(__name__)
 
 CATEGORY_GOALS = {name: c.goal for name, c in CATEGORIES.items()}
 RL_METHODS = tuple(REWARD_METHODS)
@@ -89,23 +92,31 @@ def check_workspace(name: str, files: list[Path]) -> None:
             raise InputError(f"workspace {name}: {e}") from None
 
 
-def build_workspace(name: str, files: list, data_root: Path, dest: Path) -> list[Path]:
+def build_workspace(name: str, files: list, data_root: Path, dest: Path, repair: tuple[str, ...] = ()) -> list[Path]:
     """Check the files a workspace is made from, copy them (or generate their CSV/XLSX variants) into `dest`, and
-    check the variants."""
+    check the variants. Files in `repair` (documentation, such as BIRD's column descriptions, whose CSVs are known to
+    hold stray non-UTF-8 bytes) get each such byte replaced by U+FFFD, said in the log, instead of stopping the rule."""
     sources = []
     for f in files:
         src = data_root / (f["from"] if isinstance(f, dict) else f)
         if not src.is_file():
             raise InputError(f"workspace {name}: {src} does not exist")
-        sources.append(src)
+        if f not in repair:
+            sources.append(src)
     check_workspace(name, list(dict.fromkeys(sources)))
     try:
         made = materialise_files(files, data_root, dest)
     except InputError as e:
         raise InputError(f"workspace {name}: {e}") from None
-    generated = [m for m, f in zip(made, files) if isinstance(f, dict)]
-    if generated:
-        check_workspace(name, generated)
+    for target in (m for m, f in zip(made, files) if f in repair):
+        data = target.read_bytes()
+        text = data.decode("utf-8", errors="replace")
+        if text.encode("utf-8") != data:
+            target.write_text(text, encoding="utf-8")
+            logger.warning(f"workspace {name}: {target.name}: bytes that are not UTF-8 replaced by U+FFFD")
+    later = [m for m, f in zip(made, files) if isinstance(f, dict) or f in repair]
+    if later:
+        check_workspace(name, later)
     return made
 
 
