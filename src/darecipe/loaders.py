@@ -14,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
-from .datafiles import SQLITE_SUFFIXES, check_data_file, first_line
+from .datafiles import SQLITE_SUFFIXES, check_data_file, first_line, read_csv_table
 from .io import InputError, Rejects, decode_line, read_jsonl, read_text, require
 from .sets import FILE_KINDS
 
@@ -434,7 +434,7 @@ def materialise_files(files: list, data_root: Path, dest: Path) -> list[Path]:
                 with sqlite3.connect(f"file:{src}?mode=ro", uri=True) as con:
                     df = pl.read_database(f'select * from "{f["table"]}"', con)
             else:
-                df = pl.read_csv(src)
+                df = read_csv_table(src)  # as the check and the preview read it
         except (sqlite3.Error, pl.exceptions.PolarsError) as e:
             raise InputError(f"cannot generate {target.name} from {src}: {first_line(e)}") from None
         if target.suffix == ".csv":
