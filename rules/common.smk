@@ -31,8 +31,9 @@ def _config_sources():
 
 
 try:
-    validate_config(config, load_schema(workflow.source_path("../config/schema.yaml")), _config_sources())
-    check_paths(config, _config_sources())
+    _schema = load_schema(workflow.source_path("../config/schema.yaml"))
+    validate_config(config, _schema, _config_sources())
+    check_paths(config, _schema, _config_sources())
 except ConfigError as e:
     raise WorkflowError(f"Configuration error: {e}") from None
 

@@ -3,7 +3,7 @@ form and per-step samples (one splitter, configured by tag family); unusable tra
 
 from pathlib import Path
 
-from darecipe.io import InputError, read_jsonl, write_json, write_jsonl
+from darecipe.io import InputError, read_jsonl, read_text, write_json, write_jsonl
 from darecipe.io import Rejects
 from darecipe.runlog import run_script
 from darecipe.summary import (
@@ -25,7 +25,7 @@ def read_traces(sources, pipeline_family, trajectories, families):
         path = Path(src["path"])
         name = src.get("name") or path.stem
         if src["format"] == "chat_text":
-            found = traces_from_chat_text(path.read_text(encoding="utf-8"), name, src["family"])
+            found = traces_from_chat_text(read_text(path), name, src["family"])
             if not found:
                 raise InputError(f"{path}: no <|im_start|> blocks: not chat-template text ({where}.format)")
             yield from ((t, f"{path}: rollout {i + 1}") for i, t in enumerate(found))

@@ -95,8 +95,8 @@ def test_bad_workspaces_give_one_clear_line(tmp_path):
     sqlite3.connect(data / "notables.sqlite").close()
     for name, files, message in [
         ("m", ["missing.csv"], "missing.csv does not exist"),
-        ("e", ["empty.csv"], "empty.csv: unusable (an empty CSV"),
-        ("b", ["broken.sqlite"], "broken.sqlite: unusable"),
+        ("e", ["empty.csv"], "empty.csv: empty CSV (a header and no rows)"),
+        ("b", ["broken.sqlite"], "broken.sqlite: reading its schema: corrupt SQLite database (file is not a database)"),
         ("n", ["notables.sqlite"], "a SQLite database with no tables"),
     ]:
         with pytest.raises(InputError, match=re.escape(message)):

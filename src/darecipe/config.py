@@ -54,7 +54,7 @@ def _fill_registry(node, names: dict):
         if "x-registry-files" in node:
             files = names[node["x-registry-files"]]
             files = files if isinstance(files, dict) else {n: f"config/prompts/{n}.txt" for n in files}
-            return {n: {"type": "string", "default": path} for n, path in files.items()}
+            return {n: {"type": "string", "x-path": "file", "default": path} for n, path in files.items()}
         return {k: _fill_registry(v, names) for k, v in node.items()}
     if isinstance(node, list):
         return [_fill_registry(v, names) for v in node]
@@ -92,12 +92,45 @@ def _describe(err, root: dict) -> str:
     return f"{where}: {err.message}"
 
 
+# A number as YAML 1.2 writes it. PyYAML follows YAML 1.1, whose floats need a dot: `1e-4` and `5E3` arrive as strings.
+NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def _all_errors(errors):
+    for err in errors:
+        yield err
+        yield from _all_errors(err.context or ())
+
+
+def _numbers_from_strings(config: dict, errors) -> None:
+    """A number-typed key given a string that spells a number gets the number (`learning_rate: 1e-4` means 1e-4 to
+    anyone but a YAML 1.1 parser); an integer-typed key only takes a whole number (`max_steps: 1e3`)."""
+    for err in _all_errors(errors):
+        types = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
+        if err.validator != "type" or not isinstance(err.instance, str) or "string" in types:
+            continue
+        text = err.instance.strip()
+        if not NUMBER.fullmatch(text) or not err.absolute_path:
+            continue
+        value = float(text)
+        if "integer" in types and value.is_integer():
+            value = int(value)
+        elif "number" not in types:
+            continue
+        *parents, last = err.absolute_path
+        node = config
+        for p in parents:
+            node = node[p]
+        node[last] = value
+
+
 def validate_config(config: dict, schema: dict, sources: str = "config") -> dict:
-    """Fill defaults into `config` in place and raise ConfigError on the first problem."""
+    """Fill defaults into `config` in place, turn numbers written as strings into numbers, and raise ConfigError on
+    the first problem."""
     validator = DefaultFillingValidator(schema)
-    # Defaults are filled as the validator walks; a first pass fills, a second reports on the filled config.
-    for _ in validator.iter_errors(config):
-        pass
+    # Defaults are filled as the validator walks; a first pass fills (and finds numbers written as strings), a
+    # second reports on the filled config.
+    _numbers_from_strings(config, list(validator.iter_errors(config)))
     errors = sorted(
         validator.iter_errors(config),
         key=lambda e: (e.validator == "unevaluatedProperties", len(e.absolute_path), str(e.absolute_path)),
@@ -115,14 +148,29 @@ def _check_combinations(config: dict, sources: str) -> None:
     if mix.get("ratios") is None and (mix.get("total") is not None or mix.get("replace")):
         raise ConfigError(f"{sources}: stage1_data.mix.total / replace only apply with mix.ratios (null keeps every "
                           f"record); set ratios to resample, or remove them")  # fmt: skip
+    summary = config.get("summary") or {}
+    families = summary.get("tag_families") or {}
+    named = [(f"summary.traces[{i}].family", t.get("family")) for i, t in enumerate(summary.get("traces") or [])]
+    named.append(("summary.pipeline_trajectories", summary.get("pipeline_trajectories")))
+    if summary and not summary.get("traces") and summary.get("pipeline_trajectories") is None:
+        raise ConfigError(f"{sources}: summary.traces is empty and summary.pipeline_trajectories is null: the summary "
+                          "module would have no traces to learn from")  # fmt: skip
+    for key, family in named:
+        if family is not None and family not in families:
+            raise ConfigError(f"{sources}: {key}: unknown tag family {family!r} (summary.tag_families has "
+                              f"{', '.join(families) or 'none'})")  # fmt: skip
 
 
 def _deepest_relevant(err):
-    if err.context:
-        from jsonschema.exceptions import best_match
+    """The error to report of a oneOf/anyOf: from a branch of the value's own type (an object given to a
+    string-or-object key is told what the object lacks, not that it is no string)."""
+    if not err.context:
+        return err
+    from jsonschema.exceptions import best_match
 
-        return best_match(err.context)
-    return err
+    wrong_type = {e.relative_schema_path[0] for e in err.context if list(e.relative_schema_path)[1:] == ["type"]}
+    fitting = [e for e in err.context if e.relative_schema_path[0] not in wrong_type]
+    return best_match(fitting or err.context)
 
 
 # The placeholders each configured command may use.
@@ -181,8 +229,56 @@ def extra_set_path(value) -> str:
     return value["path"] if isinstance(value, dict) else value
 
 
-def check_paths(config: dict, sources: str = "config") -> None:
-    """Files the configuration names must exist before anything runs (unless a download rule makes them)."""
+def _resolve(node: dict, root: dict) -> dict:
+    ref = node.get("$ref", "")
+    return root["$defs"][ref.split("/")[-1]] if ref.startswith("#/$defs/") else node
+
+
+def named_paths(config: dict, schema: dict) -> list[tuple[str, str, str]]:
+    """(key, `file` or `dir`, path) of every value of `config` that the schema marks `x-path`, found by walking the
+    config along the schema (objects, maps, lists, $ref / allOf / oneOf)."""
+    found: list[tuple[str, str, str]] = []
+
+    def walk(node, value, key: str) -> None:
+        if not isinstance(node, dict):
+            return
+        node = _resolve(node, schema)
+        if "x-path" in node and isinstance(value, str):
+            found.append((key, node["x-path"], value))
+        for sub in (*node.get("allOf", ()), *node.get("oneOf", ()), *node.get("anyOf", ())):
+            walk(sub, value, key)
+        if isinstance(value, dict):
+            props, extra = node.get("properties") or {}, node.get("additionalProperties")
+            for k, v in value.items():
+                walk(props.get(k, extra), v, f"{key}.{k}" if key else str(k))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(node.get("items"), v, f"{key}[{i}]")
+
+    walk(schema, config, "")
+    return list(dict.fromkeys(found))  # a oneOf branch and a $ref may name the same key twice
+
+
+def path_problem(path: str | Path, kind: str) -> str | None:
+    """Why `path` cannot be the input file (`kind` file) or folder (`kind` dir) a key names; None if it can."""
+    p = Path(path)
+    if kind == "dir":
+        if p.is_dir():
+            return None
+        return f"{p} is a file, not a directory" if p.exists() else f"directory {p} does not exist"
+    if p.is_dir():
+        return f"{p} is a directory, not a file"
+    if not p.is_file():
+        return f"input file {p} does not exist"
+    if p.stat().st_size == 0:
+        return f"input file {p} is empty"
+    return None
+
+
+def check_paths(config: dict, schema: dict, sources: str = "config") -> None:
+    """Files and folders the configuration names must exist before anything runs (unless a download rule makes
+    them): every key the schema marks `x-path`, then those that depend on other settings (the base model, the
+    workspaces under synthesis.data_root, the teacher's and judge's recordings, the released data, summary.base)."""
     base = config["base_model"]
     if base["source"] == "local":
         p = Path(base["path"])
@@ -193,20 +289,18 @@ def check_paths(config: dict, sources: str = "config") -> None:
     standin = base["tiny"].get("tokenizer")
     if base["source"] == "tiny" and standin and not (Path(standin) / "tokens.json").is_file():
         raise ConfigError(f"{sources}: base_model.tiny.tokenizer: {standin} is not a tokenizer stand-in (no tokens.json)")
-    files = {}
-    d = config["stage1_data"]
-    files.update({"stage1_data.wikitq.tsv": d["wikitq"]["tsv"], "stage1_data.finqa.path": d["finqa"]["path"],
-                  "stage1_data.tatqa.path": d["tatqa"]["path"], "stage1_data.file_tasks": d["file_tasks"],
-                  "stage1_data.cues": d["cues"]})  # fmt: skip
-    files.update({f"stage1_data.prompts.{k}": v for k, v in d["prompts"].items()})
-    files.update({f"stage1_data.extra_sets.{k}": extra_set_path(v) for k, v in d["extra_sets"].items()})
+    summary_base = config["summary"]["base"]
+    if summary_base not in ("vocab", "stage1", "stage2", "stage3") and not (Path(summary_base) / "config.json").is_file():
+        raise ConfigError(f"{sources}: summary.base: {summary_base} is neither vocab, stage1, stage2, stage3 nor an HF "
+                          "checkpoint directory (no config.json)")  # fmt: skip
     syn = config["synthesis"]
-    files.update({f"synthesis.prompts.{k}": v for k, v in syn["prompts"].items()})
+    named = named_paths(config, schema)
     for name, ws_files in syn["workspaces"].items():
+        # relative to synthesis.data_root; the first unusable file of a workspace is the one named
         for f in ws_files:
-            rel = f["from"] if isinstance(f, dict) else f
-            files[f"synthesis.workspaces.{name}"] = str(Path(syn["data_root"]) / rel)
-            if not Path(files[f"synthesis.workspaces.{name}"]).is_file():
+            path = str(Path(syn["data_root"]) / (f["from"] if isinstance(f, dict) else f))
+            if path_problem(path, "file"):
+                named.append((f"synthesis.workspaces.{name}", "file", path))
                 break
     from .synthesis_plan import PlanError, jobs
 
@@ -214,20 +308,76 @@ def check_paths(config: dict, sources: str = "config") -> None:
         jobs(syn)
     except PlanError as e:
         raise ConfigError(f"{sources}: {e}") from None
-    for key, path in files.items():
-        if not Path(path).is_file() and not made_by_a_rule(path, config):
-            raise ConfigError(f"{sources}: {key}: input file {path} does not exist")
-    dirs = {"synthesis.data_root": syn["data_root"], "stage1_data.data_root": d["data_root"],
-            "stage1_data.wikitq.root": d["wikitq"]["root"]}  # fmt: skip
+    for key, kind, path in named:
+        problem = path_problem(path, kind)
+        if problem and not made_by_a_rule(path, config):
+            raise ConfigError(f"{sources}: {key}: {problem}")
+    dirs = {}
     if config["llm"]["backend"] == "replay":
         dirs["llm.recordings"] = config["llm"]["recordings"]
+    if config["judge"]["backend"] == "replay":
+        dirs["judge.recordings"] = config["judge"]["recordings"]
     released = config["data"]["released"]
     if config["data"]["source"] != "synthesised" and released["path"]:
         dirs["data.released.path"] = released["path"]
     check_llm(config, sources)
     for key, path in dirs.items():
-        if not Path(path).is_dir() and not made_by_a_rule(path, config):
-            raise ConfigError(f"{sources}: {key}: directory {path} does not exist")
+        problem = path_problem(path, "dir")
+        if problem and not made_by_a_rule(path, config):
+            raise ConfigError(f"{sources}: {key}: {problem}")
     for name, spec in config["sources"].items():
         if not (spec["hub_id"] or spec["url"]):
             raise ConfigError(f"{sources}: sources.{name}: needs hub_id (with revision) or url")
+
+
+def _merge(into: dict, more: dict) -> None:
+    """Merge a config file into the ones before it, as Snakemake merges --configfile files (nested keys merge)."""
+    for k, v in more.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict):
+            _merge(into[k], v)
+        else:
+            into[k] = v
+
+
+def load_config_files(paths: list[str]) -> dict:
+    """The configuration these files make, each merged into the ones before it; a YAML syntax error names the file,
+    line and column (Snakemake only says that some config file is not valid JSON or YAML)."""
+    merged: dict = {}
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = yaml.safe_load(f)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+            raise ConfigError(f"{where}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: cannot be read ({e})") from None
+        if not isinstance(data, dict):
+            what = "an empty file" if data is None else f"a {type(data).__name__}"
+            raise ConfigError(f"{path}: must hold keys at the top level, not {what}")
+        _merge(merged, data)
+    return merged
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m darecipe.config config/config.yaml my.yaml`: the checks a Snakemake run makes before any job, on
+    these files merged in order, from the repository root; prints one line."""
+    import sys
+
+    paths = list(sys.argv[1:] if argv is None else argv) or ["config/config.yaml"]
+    sources = " + ".join(paths)
+    try:
+        config = load_config_files(paths)
+        schema = load_schema(Path(__file__).resolve().parents[2] / "config/schema.yaml")
+        validate_config(config, schema, sources)
+        check_paths(config, schema, sources)
+    except ConfigError as e:
+        print(f"Configuration error: {e}", file=sys.stderr)
+        return 1
+    print(f"{sources}: no configuration error")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -81,15 +81,39 @@ def write_jsonl(path: str | Path, records: Iterable[dict]) -> int:
     return n
 
 
+def decode_line(raw: bytes, path: str | Path, lineno: int) -> str:
+    """One line of a text file; bytes that are not UTF-8 are an InputError naming the file, line and column."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}:{lineno}: not valid UTF-8 ({e.reason} at byte {e.start + 1} of the line)") from None
+
+
+def check_utf8(path: str | Path) -> None:
+    """The whole file is UTF-8 (read line by line: a file of any size), else an InputError naming the first bad line."""
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            decode_line(raw, path, lineno)
+
+
+def read_text(path: str | Path) -> str:
+    """A UTF-8 text file's content; a bad byte is an InputError naming the file and line, not a bare
+    UnicodeDecodeError."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        start = data.rfind(b"\n", 0, e.start) + 1
+        decode_line(data[start : data.find(b"\n", e.start) + 1 or len(data)], path, data.count(b"\n", 0, e.start) + 1)
+        raise  # not reached: the line holding the bad byte fails to decode
+
+
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
     """Yield (line number, record); a line that is not a JSON object is an InputError naming it."""
     path = Path(path)
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise InputError(f"{path}:{lineno}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
+            line = decode_line(raw, path, lineno)
             if not line.strip():
                 continue
             try:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import polars as pl
 
-from .io import Rejects, InputError, read_jsonl, require
+from .datafiles import SQLITE_SUFFIXES, check_data_file, first_line, read_csv_table
+from .io import InputError, Rejects, decode_line, read_jsonl, read_text, require
 from .sets import FILE_KINDS
 
 
@@ -57,10 +58,7 @@ def read_tsv(path: Path, columns: tuple[str, ...]) -> pl.DataFrame:
     with open(path, "rb") as f:
         header: list[str] | None = None
         for lineno, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as e:
-                raise InputError(f"{path}:{lineno}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
+            line = decode_line(raw, path, lineno).rstrip("\r\n")
             if not line:
                 continue
             fields = line.split("\t")
@@ -127,10 +125,7 @@ def _pipe_table(text: str) -> list[list[str]]:
 
 def _load_json_list(path: Path) -> list:
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as e:
-        line = path.read_bytes()[: e.start].count(b"\n") + 1
-        raise InputError(f"{path}:{line}: not valid UTF-8 ({e.reason})") from None
+        data = json.loads(read_text(path))
     except json.JSONDecodeError as e:
         raise InputError(f"{path}:{e.lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
     if not isinstance(data, list):
@@ -363,7 +358,7 @@ def database_workspace_files(root: Path, db_id: str, descriptions: bool) -> list
 def load_file_tasks(path: Path, data_root: Path, rejects: Rejects) -> list[TaskRecord]:
     """Hand-written file-handling tasks (JSONL): id, kind, question, answer, files; a file may be generated
     at build time from a source (`{"name": "Invoice.csv", "from": "chinook/Chinook_Sqlite.sqlite", "table": "Invoice"}`)."""
-    out = []
+    out, checked = [], {}  # data file -> its tables (each file read in full once)
     for lineno, rec in read_jsonl(path):
         where = f"{path}:{lineno}"
         rid = require(rec, "id", str, where)
@@ -377,11 +372,43 @@ def load_file_tasks(path: Path, data_root: Path, rejects: Rejects) -> list[TaskR
         answer = require(rec, "answer", str, where)
         files = require(rec, "files", list, where)
         for f in files:
-            src = data_root / (f["from"] if isinstance(f, dict) else f)
-            if not src.is_file():
-                raise InputError(f"{where}: field 'files': {src} does not exist")
+            _check_task_file(f, data_root, checked, f"{where}: field 'files'")
         out.append(TaskRecord(rid, "file", question, answer, files=files, kind=kind))
     return out
+
+
+def file_spec_problem(f) -> str | None:
+    """What is wrong with one entry of a task's or workspace's file list (a path relative to the data root, or
+    {name, from, table, sheet} for a generated CSV/XLSX variant), or None."""
+    if isinstance(f, str):
+        return None if f.strip() else "an empty file name"
+    if not isinstance(f, dict):
+        return f"{f!r} is neither a file name nor {{name, from, table}}"
+    for key in ("name", "from"):
+        if not isinstance(f.get(key), str) or not f[key].strip():
+            return f"{f!r} lacks {key!r} (a generated variant is {{name: x.csv, from: y.sqlite, table: t}})"
+    if Path(f["name"]).suffix not in (".csv", ".xlsx"):
+        return f"cannot generate {f['name']}: only .csv and .xlsx variants are supported"
+    if Path(f["from"]).suffix in SQLITE_SUFFIXES and not f.get("table"):
+        return f"{f['name']}: generating it from the SQLite database {f['from']} needs a 'table'"
+    return None
+
+
+def _check_task_file(f, data_root: Path, checked: dict, where: str) -> None:
+    """One entry of a file task's `files`: well formed, there, readable in full (darecipe.datafiles), and a generated
+    variant's table in its database, so that building the task's workspace later cannot fail."""
+    if problem := file_spec_problem(f):
+        raise InputError(f"{where}: {problem}")
+    src = data_root / (f["from"] if isinstance(f, dict) else f)
+    if not src.is_file():
+        raise InputError(f"{where}: {src} does not exist")
+    if src not in checked:
+        try:
+            checked[src] = check_data_file(src)
+        except InputError as e:
+            raise InputError(f"{where}: {e}") from None
+    if isinstance(f, dict) and f.get("table") and src.suffix in SQLITE_SUFFIXES and f["table"] not in checked[src]:
+        raise InputError(f"{where}: {src} has no table {f['table']!r} (it has {', '.join(checked[src])})")
 
 
 def materialise_files(files: list, data_root: Path, dest: Path) -> list[Path]:
@@ -392,24 +419,28 @@ def materialise_files(files: list, data_root: Path, dest: Path) -> list[Path]:
     dest.mkdir(parents=True, exist_ok=True)
     made = []
     for f in files:
+        if problem := file_spec_problem(f):
+            raise InputError(problem)
+        target = dest / (Path(f).name if isinstance(f, str) else f["name"])
+        if target in made:  # two files of one name would silently overwrite each other
+            raise InputError(f"two files named {target.name}: rename one ({{name: ..., from: ...}})")
+        made.append(target)
         if isinstance(f, str):
-            src = data_root / f
-            shutil.copy2(src, dest / src.name)
-            made.append(dest / src.name)
+            shutil.copy2(data_root / f, target)
             continue
-        src, target = data_root / f["from"], dest / f["name"]
-        if src.suffix in (".sqlite", ".db"):
-            with sqlite3.connect(f"file:{src}?mode=ro", uri=True) as con:
-                df = pl.read_database(f'select * from "{f["table"]}"', con)
-        else:
-            df = pl.read_csv(src)
+        src = data_root / f["from"]
+        try:
+            if src.suffix in SQLITE_SUFFIXES:
+                with sqlite3.connect(f"file:{src}?mode=ro", uri=True) as con:
+                    df = pl.read_database(f'select * from "{f["table"]}"', con)
+            else:
+                df = read_csv_table(src)  # as the check and the preview read it
+        except (sqlite3.Error, pl.exceptions.PolarsError) as e:
+            raise InputError(f"cannot generate {target.name} from {src}: {first_line(e)}") from None
         if target.suffix == ".csv":
             df.write_csv(target)
-        elif target.suffix == ".xlsx":
-            df.to_pandas().to_excel(target, index=False, sheet_name=f.get("sheet", "Sheet1"), engine="openpyxl")
         else:
-            raise InputError(f"cannot generate {target.name}: only .csv and .xlsx variants are supported")
-        made.append(target)
+            df.to_pandas().to_excel(target, index=False, sheet_name=f.get("sheet", "Sheet1"), engine="openpyxl")
     return made
 
 

@@ -7,10 +7,23 @@ import json
 from pathlib import Path
 from string import Template
 
+from .io import InputError, read_text
+
 
 def load_template(path: str | Path) -> Template:
-    """A prompt file with `$name` placeholders."""
-    return Template(Path(path).read_text(encoding="utf-8"))
+    """A prompt file with `$name` placeholders; a file that is not UTF-8, is empty, or has a `$` that starts no
+    placeholder (write `$$` for a dollar sign) is an InputError naming the file and line, not a traceback in the
+    middle of a job."""
+    text = read_text(path)
+    if not text.strip():
+        raise InputError(f"{path}: empty prompt file")
+    tpl = Template(text)
+    if not tpl.is_valid():
+        try:
+            tpl.substitute({name: "" for name in tpl.get_identifiers()})
+        except ValueError as e:  # "Invalid placeholder in string: line 3, col 7"
+            raise InputError(f"{path}: {e} (write $$ for a literal dollar sign)") from None
+    return tpl
 
 
 def file_size_label(n_bytes: int) -> str:

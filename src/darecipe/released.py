@@ -23,9 +23,10 @@ import re
 import shutil
 import stat
 import zipfile
+import zlib
 from pathlib import Path
 
-from .io import InputError, sha256_file
+from .io import InputError, read_text, sha256_file
 from .io import Rejects
 from .sets import INTERACTION_DIRS, RL_SETS
 from .reward import METHODS as REWARD_METHODS
@@ -93,12 +94,7 @@ def rl_file(root: Path, name: str) -> Path:
 
 def read_json_array(path: Path) -> list:
     """A released JSON file: an array of records (JSON Lines accepted too)."""
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise InputError(f"{path}:{line}: not valid UTF-8 ({e.reason})") from None
+    text = read_text(path)
     stripped = text.lstrip()
     if stripped.startswith("["):
         try:
@@ -263,7 +259,11 @@ def unpack_workspaces(archive: Path, dest: Path) -> dict:
     """RL/data.zip -> dest/<data>/<workspace_id>/..., refusing members that would land outside dest. A single
     top-level `data/` folder is stripped (the official scripts read `RL/data/` after unzipping)."""
     logger.info(f"{archive}: sha256 {sha256_file(archive)}")
-    with zipfile.ZipFile(archive) as zf:
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise InputError(f"{archive}: not a readable zip archive ({e}); download it again") from None
+    with zf:
         members = [m for m in zf.infolist() if not m.filename.startswith("__MACOSX/") and m.filename.strip("/")]
         names = [m.filename for m in members]
         tops = {n.split("/", 1)[0] for n in names}
@@ -283,8 +283,11 @@ def unpack_workspaces(archive: Path, dest: Path) -> dict:
                 target.mkdir(parents=True, exist_ok=True)
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(m) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
+            try:
+                with zf.open(m) as src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
+                raise InputError(f"{archive}: member {m.filename!r} cannot be extracted ({e}); download it again") from None
             files += 1
     (dest / EMPTY_WORKSPACE[0] / EMPTY_WORKSPACE[1]).mkdir(parents=True, exist_ok=True)
     folders = {p.name: sum(1 for q in p.iterdir() if q.is_dir()) for p in sorted(dest.iterdir()) if p.is_dir()}

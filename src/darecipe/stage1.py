@@ -13,6 +13,7 @@ from pathlib import Path
 from string import Template
 
 from .answers import answers_match, normalise_answer, parse_number
+from .io import read_text
 from .loaders import TaskRecord, materialise_files, table_text
 from .prompts import table_prompt, task_prompt
 from .sandbox import SandboxLimits, Session, execute_block
@@ -43,7 +44,7 @@ def sample_cues(cues: list[str], record_id: str, k: int, seed: int) -> list[str]
 
 
 def read_cues(path: str | Path) -> list[str]:
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    lines = read_text(path).splitlines()
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 

@@ -11,16 +11,17 @@ inspector   -> deterministic checks first (tags balanced and ordered, every <Cod
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sqlite3
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from string import Template
 
-import polars as pl
 import pyarrow as pa
 
 from .agent import Trajectory
+from .datafiles import check_data_file, read_csv_table, read_xlsx_table
 from .io import InputError
 from .loaders import materialise_files
 from .replies import parse_json_object
@@ -28,6 +29,8 @@ from .prompts import task_prompt
 from .reward import METHODS as REWARD_METHODS
 from .sets import CATEGORIES
 from .tags import check_structure
+
+logger = logging.getLogger(__name__)
 
 CATEGORY_GOALS = {name: c.goal for name, c in CATEGORIES.items()}
 RL_METHODS = tuple(REWARD_METHODS)
@@ -78,36 +81,42 @@ def copy_workspace_files(src: Path, dest: Path) -> None:
 
 
 def check_workspace(name: str, files: list[Path]) -> None:
-    """A workspace whose files cannot be used stops the rule with one line naming the file and the problem."""
+    """A workspace whose files cannot be used stops the rule with one line naming the file and the line or table:
+    each file is read in full (darecipe.datafiles), as the questioner's preview and the solver's code will read it."""
     if not files:
         raise InputError(f"workspace {name}: no files")
     for f in files:
         try:
-            if f.suffix in (".sqlite", ".db"):
-                with sqlite3.connect(f"file:{f}?mode=ro", uri=True) as con:
-                    tables = con.execute("select name from sqlite_master where type='table'").fetchall()
-                if not tables:
-                    raise ValueError("a SQLite database with no tables")
-            elif f.suffix == ".csv":
-                if pl.read_csv(f, n_rows=5, infer_schema_length=0).height == 0:
-                    raise ValueError("an empty CSV (a header and no rows)")
-            elif f.suffix == ".xlsx":
-                import openpyxl
-
-                openpyxl.load_workbook(f, read_only=True).close()
-        except (sqlite3.DatabaseError, pl.exceptions.PolarsError, ValueError, OSError) as e:
-            raise InputError(f"workspace {name}: {f.name}: unusable ({e})") from None
-        except Exception as e:  # noqa: BLE001 - openpyxl raises many types for broken workbooks
-            raise InputError(f"workspace {name}: {f.name}: unusable ({type(e).__name__}: {e})") from None
+            check_data_file(f)
+        except InputError as e:
+            raise InputError(f"workspace {name}: {e}") from None
 
 
-def build_workspace(name: str, files: list, data_root: Path, dest: Path) -> list[Path]:
+def build_workspace(name: str, files: list, data_root: Path, dest: Path, repair: tuple[str, ...] = ()) -> list[Path]:
+    """Check the files a workspace is made from, copy them (or generate their CSV/XLSX variants) into `dest`, and
+    check the variants. Files in `repair` (documentation, such as BIRD's column descriptions, whose CSVs are known to
+    hold stray non-UTF-8 bytes) get each such byte replaced by U+FFFD, said in the log, instead of stopping the rule."""
+    sources = []
     for f in files:
         src = data_root / (f["from"] if isinstance(f, dict) else f)
         if not src.is_file():
             raise InputError(f"workspace {name}: {src} does not exist")
-    made = materialise_files(files, data_root, dest)
-    check_workspace(name, made)
+        if f not in repair:
+            sources.append(src)
+    check_workspace(name, list(dict.fromkeys(sources)))
+    try:
+        made = materialise_files(files, data_root, dest)
+    except InputError as e:
+        raise InputError(f"workspace {name}: {e}") from None
+    for target in (m for m, f in zip(made, files) if f in repair):
+        data = target.read_bytes()
+        text = data.decode("utf-8", errors="replace")
+        if text.encode("utf-8") != data:
+            target.write_text(text, encoding="utf-8")
+            logger.warning(f"workspace {name}: {target.name}: bytes that are not UTF-8 replaced by U+FFFD")
+    later = [m for m, f in zip(made, files) if isinstance(f, dict) or f in repair]
+    if later:
+        check_workspace(name, later)
     return made
 
 
@@ -125,7 +134,7 @@ def preview(files: list[Path], rows: int = 3) -> str:
                     desc.append(f"  {t}({', '.join(cols)}): {n} rows")
             out.append(f"{f.name}: SQLite database\n" + "\n".join(desc))
         elif f.suffix in (".csv", ".xlsx"):
-            df = pl.read_csv(f) if f.suffix == ".csv" else pl.from_pandas(__import__("pandas").read_excel(f))
+            df = read_csv_table(f) if f.suffix == ".csv" else read_xlsx_table(f)
             out.append(f"{f.name}: {df.height} rows, columns {', '.join(df.columns)}\n{df.head(rows)}")
         else:
             out.append(f"{f.name}: {f.stat().st_size} bytes")
