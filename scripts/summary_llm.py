@@ -24,7 +24,7 @@ def main(smk, log):
     cache = ResponseCache(Path(smk.config["llm"]["cache_dir"]) / "summary" / "summaries.jsonl")
     try:
         requests = [LLMRequest(s["id"], summary_messages(tpl, s)) for s in samples]
-        with local_teacher(settings, Path(f"{smk.log[0]}.teacher"), log, serve=settings.mode == "online") as teacher:
+        with local_teacher(settings, Path(f"{smk.log[0]}.teacher"), serve=settings.mode == "online") as teacher:
             results, totals = run_requests(teacher, requests, cache, batch_ok=True)
     finally:
         cache.close()
