@@ -32,7 +32,9 @@ def test_fresh_dry_run_lists_every_job(demo_run):
     shards = 2  # config/config.yaml: stage1_data.shards
     # every synthesised set (darecipe.sets) x shards: distillation, refinement, TableGPT and the four file sets
     assert counts["stage1_synth"] == 7 * shards
-    assert counts["synth_shard"] == 6  # one (category, workspace) pair each, one batch each (tasks_per_job: null)
+    # one job per (category, workspace) pair, one batch each (tasks_per_job: null): 6 long demo tasks, 16 short file
+    # questions, 4 short SQLite questions, 12 questions on a table in the prompt
+    assert counts["synth_shard"] == 6 + 16 + 4 + 12
 
 
 def test_stage3_checkpoint_loads_and_encodes_each_tag_as_one_token(demo_run):
@@ -99,8 +101,8 @@ def test_changing_the_inspector_prompt_reruns_synthesis_and_what_follows(demo_ru
     work = demo_run["dir"]
     with edited(work / "config/prompts/inspector.txt", lambda t: t + "Be strict.\n"):
         counts = job_counts(snakemake(work, "-n", "stage3_checkpoint").stdout)
-        # the 6 synthesis jobs and the merges of their categories (the 6 empty categories have nothing to redo)
-        assert counts["synth_shard"] == counts["synth_category"] == 6
+        # the 38 synthesis jobs and the merges of their 11 categories (the empty one has nothing to redo)
+        assert counts["synth_shard"] == 6 + 16 + 4 + 12 and counts["synth_category"] == 11
         assert {"interaction_release", "rl_sets", "train_stage2", "train_stage3"} <= set(counts)
         assert not {"train_stage1", "stage1_synth", "synth_workspace"} & set(counts)
 
@@ -175,7 +177,8 @@ def test_stage2_and_stage3_data_come_from_synthesis(demo_run):
 
     work = demo_run["dir"]
     counts = json.loads((work / "results/data/interaction/categories.json").read_text())
-    assert len(counts) == 12 and sum(counts.values()) == 22  # 6 long demo trajectories, 16 short ones
+    # 6 long demo trajectories, 16 short file questions, 4 short SQLite ones, 12 questions on a table in the prompt
+    assert len(counts) == 12 and sum(counts.values()) == 6 + 16 + 4 + 12
     released = sorted(p.name for p in (work / "results/data/interaction").glob("*_*.json"))
     assert released == sorted(f"{c}_{n}.json" for c, n in counts.items() if n)
     compared = 0
@@ -189,7 +192,9 @@ def test_stage2_and_stage3_data_come_from_synthesis(demo_run):
             assert not mismatches, (rec["id"], mismatches)
             compared += n
     print(f"re-ran and compared {compared} code blocks")
-    assert compared == 9 + 16  # the six long trajectories hold 9 code blocks, the sixteen short ones one each
+    # the six long trajectories hold 9 code blocks, the short file and SQLite ones two each (look, then compute), the
+    # table-in-the-prompt ones one each
+    assert compared == 9 + 2 * (16 + 4) + 12
 
     methods = set()
     for name in ("qa", "datatask", "research"):

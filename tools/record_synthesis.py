@@ -37,11 +37,11 @@ def main() -> None:
     plans = {f"{p['category']}/{p['workspace']}": p for p in map(json.loads, PLANS.read_text().splitlines())}
     targets = [f"results/data/synthesis/{p['category']}.jsonl" for p in plans.values()]
     for _ in range(20):
-        for missing in CACHE.glob("*/*.missing.jsonl"):
+        for missing in CACHE.rglob("*.missing.jsonl"):
             missing.unlink()
         proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--keep-going", *targets],
                               cwd=ROOT, capture_output=True, text=True)  # fmt: skip
-        found = sorted(CACHE.glob("*/*.missing.jsonl"))
+        found = sorted(CACHE.rglob("*.missing.jsonl"))
         if not found:
             print("all recorded" if proc.returncode == 0 else proc.stderr[-3000:])
             return

@@ -103,7 +103,8 @@ def build_workspace(name: str, files: list, data_root: Path, dest: Path, repair:
             raise InputError(f"workspace {name}: {src} does not exist")
         if f not in repair:
             sources.append(src)
-    check_workspace(name, list(dict.fromkeys(sources)))
+    if sources:  # a workspace that lists no files is deliberate: its tasks carry their table in the prompt
+        check_workspace(name, list(dict.fromkeys(sources)))
     try:
         made = materialise_files(files, data_root, dest)
     except InputError as e:
