@@ -19,7 +19,7 @@ help:
 	@echo "make demo    - install into $(VENV), then run the embedded default (stages 1-3, summary module, domain LoRA, evaluation)"
 	@echo "make report  - build results/report.html (plots, evaluation table, DAG, runtimes)"
 	@echo "make test    - install into $(VENV), then run the test suite"
-	@echo "make lint    - snakemake --lint and snakefmt --check"
+	@echo "make lint    - ruff check, ruff format --check, snakefmt --check and snakemake --lint"
 	@echo "make dry-run - show the DAG (snakemake -n stage3_checkpoint)"
 	@echo "make slurm-profile - let 'snakemake --profile slurm' find profiles/slurm (link in ~/.config/snakemake)"
 	@echo "make plan    - GPU-hours and cost of the paper run per stage (results/plan.json)"
@@ -63,8 +63,10 @@ test: install jail
 	$(BIN)/python -m pytest -q -rs
 
 lint: install
-	$(BIN)/snakemake --lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/snakefmt --check .
+	$(BIN)/snakemake --lint
 
 dry-run: install
 	$(BIN)/snakemake -n stage3_checkpoint

@@ -36,8 +36,21 @@ def counts(stdout: str) -> dict[str, int]:
 def run(configfiles: list[str]) -> tuple[float, float, dict]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run([str(SNAKEMAKE), "-n", "stage3_checkpoint", "--forceall", "--configfile", *configfiles,
-                           "--replace-workflow-config"], cwd=REPO, capture_output=True, text=True, check=True)  # fmt: skip
+    proc = subprocess.run(
+        [
+            str(SNAKEMAKE),
+            "-n",
+            "stage3_checkpoint",
+            "--forceall",
+            "--configfile",
+            *configfiles,
+            "--replace-workflow-config",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), counts(proc.stdout)
@@ -52,8 +65,10 @@ def main() -> None:
         runs = [run(files) for _ in range(args.repeat)]
         wall, cpu, jobs = min(runs, key=lambda r: r[0])
         synth = sum(n for rule, n in jobs.items() if rule in ("synth_shard", "stage1_synth"))
-        print(f"{name}: {sum(jobs.values())} jobs ({jobs.get('synth_shard', 0)} synth_shard, {synth} synthesis "
-              f"jobs in all), {wall:.2f} s wall, {cpu:.2f} s CPU (best of {args.repeat})")  # fmt: skip
+        print(
+            f"{name}: {sum(jobs.values())} jobs ({jobs.get('synth_shard', 0)} synth_shard, {synth} synthesis "
+            f"jobs in all), {wall:.2f} s wall, {cpu:.2f} s CPU (best of {args.repeat})"
+        )
         worst = max(worst, wall)
     print(f"dry run: {worst:.2f} s wall at most (target < 5 s)")
 

@@ -35,13 +35,20 @@ def main() -> None:
     # The server runs in its own process so that it does not share the client's interpreter lock.
     server = subprocess.Popen(
         [sys.executable, "-m", "darecipe.testserver", "--port", "0", "--latency", str(args.latency)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         base_url = server.stdout.readline().split()[1]
-        settings = LLMSettings(backend="openai", model="bench", base_url=base_url,
-                               api_key_env="BENCH_DUMMY_KEY", max_in_flight=args.in_flight, timeout_s=30,
-                               client_processes=args.processes)  # fmt: skip
+        settings = LLMSettings(
+            backend="openai",
+            model="bench",
+            base_url=base_url,
+            api_key_env="BENCH_DUMMY_KEY",
+            max_in_flight=args.in_flight,
+            timeout_s=30,
+            client_processes=args.processes,
+        )
         reqs = [LLMRequest(str(i), [{"role": "user", "content": f"question {i}"}]) for i in range(args.requests)]
         import httpx2  # noqa: F401 - library imports are start-up, not request throughput: done before the clock
         import openai  # noqa: F401
@@ -59,10 +66,14 @@ def main() -> None:
     assert totals.failed == 0 and all(r.text for r in results), "the bench expects every request to succeed"
     rate = args.requests / elapsed
     ideal = args.in_flight / args.latency
-    print(f"{args.requests} requests in {elapsed:.2f} s, {args.in_flight} in flight, {args.latency * 1000:.0f} ms latency")
-    print(f"ideal {ideal:.0f} req/s; client CPU (all {args.processes} processes) {1000 * cpu / args.requests:.2f} ms per request "
-          f"(a client needing more than {1000 / ideal:.2f} ms of CPU per request cannot reach the ideal on one core); "
-          f"server CPU {1000 * server_cpu / args.requests:.2f} ms per request; {os.cpu_count()} CPUs")
+    print(
+        f"{args.requests} requests in {elapsed:.2f} s, {args.in_flight} in flight, {args.latency * 1000:.0f} ms latency"
+    )
+    print(
+        f"ideal {ideal:.0f} req/s; client CPU (all {args.processes} processes) {1000 * cpu / args.requests:.2f} ms per request "
+        f"(a client needing more than {1000 / ideal:.2f} ms of CPU per request cannot reach the ideal on one core); "
+        f"server CPU {1000 * server_cpu / args.requests:.2f} ms per request; {os.cpu_count()} CPUs"
+    )
     print(f"llm_client: {rate:.0f} req/s = {100 * rate / ideal:.1f} % of ideal")
 
 

@@ -70,22 +70,28 @@ def main() -> None:
         t0 = time.perf_counter()
         session.run("pass")  # opens the session: its tmpfs and the copy of its workspace
         open_ms = (time.perf_counter() - t0) * 1000
-        print(f"paid once: template start {start_s:.2f} s per pipeline process; session open + first block "
-              f"{open_ms:.1f} ms per episode")  # fmt: skip
+        print(
+            f"paid once: template start {start_s:.2f} s per pipeline process; session open + first block "
+            f"{open_ms:.1f} ms per episode"
+        )
         figures = {}
         for name, code in (("print(1)", "print(1)"), ("pandas", PANDAS)):
             paced = per_block_ms(session, code, args.blocks, args.pause_ms / 1000)
             tight = per_block_ms(session, code, args.blocks, 0.0)
             figures[name] = statistics.median(paced) - base[name]
-            print(f"{name}: overhead {figures[name]:.1f} ms/block (median; p90 "
-                  f"{sorted(paced)[int(0.9 * len(paced))] - base[name]:.1f}) with a {args.pause_ms:g} ms pause between "
-                  f"blocks; back-to-back {statistics.median(tight) - base[name]:.1f} ms/block; "
-                  f"in-process run {base[name]:.2f} ms")  # fmt: skip
+            print(
+                f"{name}: overhead {figures[name]:.1f} ms/block (median; p90 "
+                f"{sorted(paced)[int(0.9 * len(paced))] - base[name]:.1f}) with a {args.pause_ms:g} ms pause between "
+                f"blocks; back-to-back {statistics.median(tight) - base[name]:.1f} ms/block; "
+                f"in-process run {base[name]:.2f} ms"
+            )
     finally:
         session.close()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"sandbox: fresh-state overhead {figures['print(1)']:.1f} ms per trivial block, "
-          f"{figures['pandas']:.1f} ms per pandas block (target <= 20 ms each)")  # fmt: skip
+    print(
+        f"sandbox: fresh-state overhead {figures['print(1)']:.1f} ms per trivial block, "
+        f"{figures['pandas']:.1f} ms per pandas block (target <= 20 ms each)"
+    )
 
 
 if __name__ == "__main__":

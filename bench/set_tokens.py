@@ -6,13 +6,11 @@ the figure: the speed-up with all cores (the rule runs with the job's cores, `th
 """
 
 import argparse
-import json
 import os
 import random
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from darecipe.mix import write_set
@@ -23,18 +21,31 @@ WORDS = ("table", "value", "year", "sum", "rate", "<Analyze>", "</Analyze>", "th
 
 def generate(path: Path, n: int, words: int) -> None:
     rng = random.Random(0)
-    recs = [{"messages": [{"role": "user", "content": " ".join(rng.choices(WORDS, k=words // 4))},
-                          {"role": "assistant", "content": " ".join(rng.choices(WORDS, k=words))}], "id": str(i)}
-            for i in range(n)]  # fmt: skip
+    recs = [
+        {
+            "messages": [
+                {"role": "user", "content": " ".join(rng.choices(WORDS, k=words // 4))},
+                {"role": "assistant", "content": " ".join(rng.choices(WORDS, k=words))},
+            ],
+            "id": str(i),
+        }
+        for i in range(n)
+    ]
     write_set(recs, path)
 
 
 def timed(path: Path, threads: int) -> float:
-    code = ("import sys, time; from darecipe.mix import count_tokens; t = time.perf_counter(); "
-            f"c = count_tokens(sys.argv[1], sys.argv[2], threads={threads}); "
-            "print(time.perf_counter() - t, int(c['n_tokens'].sum()))")  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", code, str(path), str(packaged_tokenizer_dir() / "tokenizer.json")],
-                         capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    code = (
+        "import sys, time; from darecipe.mix import count_tokens; t = time.perf_counter(); "
+        f"c = count_tokens(sys.argv[1], sys.argv[2], threads={threads}); "
+        "print(time.perf_counter() - t, int(c['n_tokens'].sum()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path), str(packaged_tokenizer_dir() / "tokenizer.json")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     return float(out[0]), int(out[1])
 
 

@@ -44,7 +44,11 @@ def plain_mix(set_files, ratios, seed, max_tokens, out_path) -> int:
             by_role.setdefault(r["role"], []).append(r)
         norm = sum(ratios.values())
         total = int(min(len(by_role.get(r, [])) / (s / norm) for r, s in ratios.items()))
-        records = [x for role, share in sorted(ratios.items()) for x in rng.sample(by_role.get(role, []), round(total * share / norm))]
+        records = [
+            x
+            for role, share in sorted(ratios.items())
+            for x in rng.sample(by_role.get(role, []), round(total * share / norm))
+        ]
     rng.shuffle(records)
     with open(out_path, "w", encoding="utf-8") as f:
         for r in records:
@@ -60,15 +64,29 @@ def generate(root: Path, total: int) -> list[tuple[str, str, Path, Path]]:
         n = max(1, round(n * scale))
         recs, lengths = [], []
         for i in range(n):
-            q = f"Question {i} of {name}: " + " ".join(rng.choice(("table", "value", "year", "sum", "rate")) for _ in range(rng.randint(5, 40)))
-            a = "<Analyze>" + " ".join(rng.choice(("read", "compare", "add", "check")) for _ in range(rng.randint(10, 120))) + "</Analyze><Answer>42</Answer>"
-            recs.append({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}], "id": f"{name}-{i}", "source": name})
+            q = f"Question {i} of {name}: " + " ".join(
+                rng.choice(("table", "value", "year", "sum", "rate")) for _ in range(rng.randint(5, 40))
+            )
+            a = (
+                "<Analyze>"
+                + " ".join(rng.choice(("read", "compare", "add", "check")) for _ in range(rng.randint(10, 120)))
+                + "</Analyze><Answer>42</Answer>"
+            )
+            recs.append(
+                {
+                    "messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}],
+                    "id": f"{name}-{i}",
+                    "source": name,
+                }
+            )
             lengths.append(rng.randint(50, 9000))
         path = root / f"{name}.json"  # the released form, read by the plain loop
         path.write_text(json.dumps(recs))
         write_set(recs, root / f"{name}.arrow")  # the pipeline's form, read by the mix
         tok = root / f"{name}.tokens.parquet"
-        pl.DataFrame({"row": range(n), "n_tokens": lengths}, schema={"row": pl.UInt32, "n_tokens": pl.UInt32}).write_parquet(tok)
+        pl.DataFrame(
+            {"row": range(n), "n_tokens": lengths}, schema={"row": pl.UInt32, "n_tokens": pl.UInt32}
+        ).write_parquet(tok)
         out.append((name, SET_ROLES[name], path, tok))
     return out
 
@@ -87,7 +105,9 @@ def main() -> None:
     os.sync()  # start both timings with no dirty pages from the generation waiting to be written back
 
     t0 = time.perf_counter()
-    frames = [(name, role, read_set(path.with_suffix(".arrow")), pl.read_parquet(tok)) for name, role, path, tok in sets]
+    frames = [
+        (name, role, read_set(path.with_suffix(".arrow")), pl.read_parquet(tok)) for name, role, path, tok in sets
+    ]
     out, stats = mix(frames, ratios, None, False, 0, 8192)
     out.write_jsonl(root / "mix.jsonl")
     t_mix = time.perf_counter() - t0
@@ -98,8 +118,10 @@ def main() -> None:
     n_plain = plain_mix(plain, ratios, 0, 8192, root / "plain.jsonl")
     t_plain = time.perf_counter() - t0
 
-    print(f"input: {n_in} records in {len(sets)} sets; mix kept {stats['records']} (plain loop {n_plain}), "
-          f"{stats['dropped_over_length']} over 8,192 tokens dropped")
+    print(
+        f"input: {n_in} records in {len(sets)} sets; mix kept {stats['records']} (plain loop {n_plain}), "
+        f"{stats['dropped_over_length']} over 8,192 tokens dropped"
+    )
     shares = ", ".join(f"{role} {n:,} ({100 * n / stats['records']:.1f} %)" for role, n in stats["by_role"].items())
     print(f"shares by role ({'resampled to --ratios' if ratios else 'every record kept'}): {shares}")
     print(f"pipeline mix (Arrow maps + polars index + writev): {t_mix:.2f} s = {n_in / t_mix:,.0f} records/s")

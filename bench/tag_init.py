@@ -20,7 +20,6 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from darecipe.agent import State, render_prompt
-from darecipe.tags import TAGS
 from darecipe.vocab import extend_vocab
 
 EXECUTE_SPLIT = re.compile(r"(<Execute>.*?</Execute>)", re.DOTALL)
@@ -72,8 +71,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=0)
     ap.add_argument("--lr", type=float, default=3e-4)
     args = ap.parse_args()
-    paths = args.data or sorted(p for p in Path("results/data/synthesis").glob("*.jsonl")
-                                if not p.name.endswith((".rl.jsonl", ".rejects.jsonl")) and p.stat().st_size)  # fmt: skip
+    paths = args.data or sorted(
+        p
+        for p in Path("results/data/synthesis").glob("*.jsonl")
+        if not p.name.endswith((".rl.jsonl", ".rejects.jsonl")) and p.stat().st_size
+    )
     rows = []
     for init in ("mean", "spelled"):
         with tempfile.TemporaryDirectory() as tmp:
@@ -99,10 +101,18 @@ def main() -> None:
             row["reply"] = reply(model, tok)
         rows.append(row)
     for r in rows:
-        after = (f"; after {args.steps} steps (lr {args.lr}, {r['train_s']} s): tag NLL {r['after'][0]:.2f}, other "
-                 f"{r['after'][1]:.2f}, reply {r['reply'][:60]!r}") if args.steps else ""  # fmt: skip
-        print(f"init {r['init']:<8} {r['trajectories']} trajectories: tag-token NLL {r['before'][0]:.2f}, other tokens "
-              f"{r['before'][1]:.2f}{after}")  # fmt: skip
+        after = (
+            (
+                f"; after {args.steps} steps (lr {args.lr}, {r['train_s']} s): tag NLL {r['after'][0]:.2f}, other "
+                f"{r['after'][1]:.2f}, reply {r['reply'][:60]!r}"
+            )
+            if args.steps
+            else ""
+        )
+        print(
+            f"init {r['init']:<8} {r['trajectories']} trajectories: tag-token NLL {r['before'][0]:.2f}, other tokens "
+            f"{r['before'][1]:.2f}{after}"
+        )
 
 
 if __name__ == "__main__":

@@ -36,16 +36,22 @@ def prepare(task: dict, data_root: Path, ws: Path) -> str:
 
 def generator_for(cfg: dict, model: Path, tokenizer, log, stack, server_log: Path):
     if cfg["backend"] == "hf":
-        return HFGenerator(model, max_new_tokens=cfg["max_new_tokens"], temperature=cfg["temperature"], seed=cfg["seed"],
-                           batch_size=cfg["batch_size"])  # fmt: skip
+        return HFGenerator(
+            model,
+            max_new_tokens=cfg["max_new_tokens"],
+            temperature=cfg["temperature"],
+            seed=cfg["seed"],
+            batch_size=cfg["batch_size"],
+        )
     from darecipe.serving import CompletionsGenerator, ModelServer
 
     s = cfg["server"]
     server = ModelServer(s["command"], model, server_log, s["startup_timeout_s"])
     base_url = stack.enter_context(server)
     log(f"model server ready at {base_url}: {' '.join(server.argv)}")
-    return CompletionsGenerator(base_url, s["served_model_name"], tokenizer, cfg["max_new_tokens"],
-                                cfg["temperature"], s["max_in_flight"])  # fmt: skip
+    return CompletionsGenerator(
+        base_url, s["served_model_name"], tokenizer, cfg["max_new_tokens"], cfg["temperature"], s["max_in_flight"]
+    )
 
 
 def main(smk, log):
@@ -77,18 +83,29 @@ def main(smk, log):
     rows, lines = [], []
     for task, tr in zip(tasks, trajs):
         n_tokens = len(tok.encode(generated_text(tr.text), add_special_tokens=False))
-        row = score(task, {"text": tr.text, "turns": tr.turns, "exec_ok": tr.exec_ok, "exec_total": tr.exec_total},
-                    cfg["rel_tol"], n_tokens)  # fmt: skip
+        row = score(
+            task,
+            {"text": tr.text, "turns": tr.turns, "exec_ok": tr.exec_ok, "exec_total": tr.exec_total},
+            cfg["rel_tol"],
+            n_tokens,
+        )
         rows.append(row)
         lines.append({**row, "stop": tr.stop, "prompt": tr.prompt, "trajectory": tr.text})
     metrics = aggregate(rows)
-    metrics.update(stage=stage, model=str(model), backend=cfg["backend"], max_turns=cfg["max_turns"],
-                   max_new_tokens=cfg["max_new_tokens"])  # fmt: skip
+    metrics.update(
+        stage=stage,
+        model=str(model),
+        backend=cfg["backend"],
+        max_turns=cfg["max_turns"],
+        max_new_tokens=cfg["max_new_tokens"],
+    )
     write_jsonl(smk.output.trajectories, lines)
     write_json(smk.output.metrics, metrics)
-    log(f"eval {stage}: accuracy {metrics['accuracy']}, completion {metrics['completion_rate']}, "
+    log(
+        f"eval {stage}: accuracy {metrics['accuracy']}, completion {metrics['completion_rate']}, "
         f"format valid {metrics['format_validity']}, avg rounds {metrics['avg_rounds']}, "
-        f"code success {metrics['code_success_rate']}, tokens/task {metrics['tokens_per_task']}")  # fmt: skip
+        f"code success {metrics['code_success_rate']}, tokens/task {metrics['tokens_per_task']}"
+    )
 
 
 run_script(main, globals().get("snakemake"))

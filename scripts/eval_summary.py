@@ -16,8 +16,10 @@ def main(smk, log):
     md = "# Evaluation on held-out tasks\n\n" + summary_markdown(results)
     notes = json.loads(Path(smk.input.check).read_text())["notes"]
     md += "".join(f"\n- {n}" for n in notes) + ("\n" if notes else "")
-    md += ("\nAccuracy: WikiTQ by denotation (official evaluator), other sources with numeric tolerance. "
-           "Rounds: generation turns per task. Code success: executed blocks without error.\n")  # fmt: skip
+    md += (
+        "\nAccuracy: WikiTQ by denotation (official evaluator), other sources with numeric tolerance. "
+        "Rounds: generation turns per task. Code success: executed blocks without error.\n"
+    )
     write_text(smk.output.md, md)
     write_json(smk.output.json, results)
     log(md)

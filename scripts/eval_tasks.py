@@ -6,8 +6,7 @@ rule with one line naming the training file and record: evaluation on it would m
 from pathlib import Path
 
 from darecipe.evaluation import load_heldout, overlaps
-from darecipe.io import InputError, write_json, write_jsonl
-from darecipe.io import Rejects
+from darecipe.io import InputError, Rejects, write_json, write_jsonl
 from darecipe.runlog import run_script
 
 
@@ -21,8 +20,16 @@ def main(smk, log):
     records = [t.to_json() for t in tasks]
     training = [Path(p) for p in smk.input.training]
     found = overlaps(records, training)
-    write_json(smk.output.check, {"tasks": len(records), "training_files": [str(p) for p in training],
-                                  "overlaps": found, "notes": notes, "rejected": list(rejects)})  # fmt: skip
+    write_json(
+        smk.output.check,
+        {
+            "tasks": len(records),
+            "training_files": [str(p) for p in training],
+            "overlaps": found,
+            "notes": notes,
+            "rejected": list(rejects),
+        },
+    )
     if found:
         raise InputError(f"held-out tasks overlap the training data ({len(found)} found), first: {found[0]}")
     by_source = {}

@@ -10,10 +10,17 @@ from darecipe.vocab import extend_vocab
 
 def main(smk, log):
     with atomic_dir(smk.output[0]) as tmp:
-        info = extend_vocab(Path(smk.input[0]), Path(tmp), smk.params.vocab["special_tokens"], smk.params.vocab["init"],
-                            chat=dict(smk.params.chat))  # fmt: skip
-    log(f"extended vocabulary of {smk.input[0]}: --model_type {info['model_type']} --template {info['template']} "
-        f"({info['chat_template']} chat template); {info}")  # fmt: skip
+        info = extend_vocab(
+            Path(smk.input[0]),
+            Path(tmp),
+            smk.params.vocab["special_tokens"],
+            smk.params.vocab["init"],
+            chat=dict(smk.params.chat),
+        )
+    log(
+        f"extended vocabulary of {smk.input[0]}: --model_type {info['model_type']} --template {info['template']} "
+        f"({info['chat_template']} chat template); {info}"
+    )
 
 
 run_script(main, globals().get("snakemake"))

@@ -23,8 +23,12 @@ def main(smk, log):
         if rc != 0:
             raise RuntimeError(f"swift export exited with status {rc}; see {smk.log[0]}")
         metrics = json.loads((adapter / "metrics.json").read_text())
-        export(merged, out, {**metrics, "merged_from": str(adapter), "base": smk.input.base},
-               extra_files=carried(Path(smk.input.base)))  # fmt: skip
+        export(
+            merged,
+            out,
+            {**metrics, "merged_from": str(adapter), "base": smk.input.base},
+            extra_files=carried(Path(smk.input.base)),
+        )
     log(f"merged {adapter} into {out}")
 
 

@@ -15,11 +15,21 @@ def main(smk, log):
     records, rejects, read = released_records(path, category, expected, "category", True, smk.params.strict)
     write_jsonl(smk.output.records, records)
     write_jsonl(smk.output.rejects, rejects)
-    write_json(smk.output.metrics, {"category": f"released:{category}", "file": str(path), "read": read,
-                                    "accepted": len(records), "rejected": len(rejects),
-                                    "reject_reasons": rejects.counts()})  # fmt: skip
-    log(f"released {category}: {len(records)} of {read} trajectories from {path}, {len(rejects)} rejected "
-        f"{rejects.counts()}")  # fmt: skip
+    write_json(
+        smk.output.metrics,
+        {
+            "category": f"released:{category}",
+            "file": str(path),
+            "read": read,
+            "accepted": len(records),
+            "rejected": len(rejects),
+            "reject_reasons": rejects.counts(),
+        },
+    )
+    log(
+        f"released {category}: {len(records)} of {read} trajectories from {path}, {len(rejects)} rejected "
+        f"{rejects.counts()}"
+    )
     for r in rejects[:50]:
         log(f"  rejected {r['id']} ({r['where']}): {r['reason']}")
 

@@ -7,8 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from darecipe.io import InputError, atomic_path, write_json, write_jsonl
-from darecipe.io import Rejects
+from darecipe.io import InputError, Rejects, atomic_path, write_json, write_jsonl
 from darecipe.released import normalise_rl_row, rl_file
 from darecipe.runlog import run_script
 from darecipe.sets import RL_SETS
@@ -37,7 +36,10 @@ def main(smk, log):
         counts[name] = {"file": str(path), "read": len(rows), "tasks": len(kept)}
         log(f"{name}: {len(kept)} of {len(rows)} tasks from {path}")
     write_jsonl(smk.output.rejects, rejects)
-    write_json(smk.output.metrics, {"category": "released:RL", "sets": counts, "rejected": len(rejects), "reject_reasons": rejects.counts()})
+    write_json(
+        smk.output.metrics,
+        {"category": "released:RL", "sets": counts, "rejected": len(rejects), "reject_reasons": rejects.counts()},
+    )
     log(f"rejected {len(rejects)} rows {rejects.counts()}")
     for r in rejects[:100]:
         log(f"  rejected {r['where']} ({r['id']}): {r['reason']}")

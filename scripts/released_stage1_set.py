@@ -17,9 +17,17 @@ def main(smk, log):
         r["source"] = name
     write_set(records, smk.output.records)
     write_jsonl(smk.output.rejects, rejects)
-    write_json(smk.output.metrics, {"set": f"released:{name}", "file": str(path), "read": read,
-                                    "records": len(records), "rejected": len(rejects),
-                                    "reject_reasons": rejects.counts()})  # fmt: skip
+    write_json(
+        smk.output.metrics,
+        {
+            "set": f"released:{name}",
+            "file": str(path),
+            "read": read,
+            "records": len(records),
+            "rejected": len(rejects),
+            "reject_reasons": rejects.counts(),
+        },
+    )
     log(f"released {name}: {len(records)} of {read} records from {path}, {len(rejects)} rejected {rejects.counts()}")
     for r in rejects[:50]:
         log(f"  rejected {r['id']} ({r['where']}): {r['reason']}")

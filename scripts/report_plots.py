@@ -46,14 +46,21 @@ def stage1_mix(stats, out):
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     _hbar(axes[0], stats["by_set"], "Stage-1 mix by source set", "records")
     _hbar(axes[1], stats["by_role"], "Stage-1 mix by role", "records")
-    fig.suptitle(f"{stats['records']} records, {stats['tokens']['total']} tokens; "
-                 f"{stats['dropped_over_length']} dropped over {stats['max_tokens']} tokens")  # fmt: skip
+    fig.suptitle(
+        f"{stats['records']} records, {stats['tokens']['total']} tokens; "
+        f"{stats['dropped_over_length']} dropped over {stats['max_tokens']} tokens"
+    )
     _save(fig, out)
 
 
 def token_lengths(token_files, out):
-    sets = [(("released:" if Path(p).parent.name == "released" else "") + Path(p).name.removesuffix(".tokens.parquet"),
-             pl.read_parquet(p)["n_tokens"].to_list()) for p in token_files]  # fmt: skip
+    sets = [
+        (
+            ("released:" if Path(p).parent.name == "released" else "") + Path(p).name.removesuffix(".tokens.parquet"),
+            pl.read_parquet(p)["n_tokens"].to_list(),
+        )
+        for p in token_files
+    ]
     cols = 3
     rows = max(1, (len(sets) + cols - 1) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(11, 2.6 * rows), squeeze=False)
@@ -124,13 +131,18 @@ def stage3_reward(metrics, out):
 
 def eval_stages(summary, out):
     stages = list(summary)
-    keys = [("accuracy", "accuracy"), ("completion_rate", "completion"), ("format_validity", "format valid"),
-            ("code_success_rate", "code success")]  # fmt: skip
+    keys = [
+        ("accuracy", "accuracy"),
+        ("completion_rate", "completion"),
+        ("format_validity", "format valid"),
+        ("code_success_rate", "code success"),
+    ]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     width = 0.8 / len(keys)
     for i, (k, label) in enumerate(keys):
-        axes[0].bar([x + i * width for x in range(len(stages))], [summary[s].get(k) or 0 for s in stages], width,
-                    label=label)  # fmt: skip
+        axes[0].bar(
+            [x + i * width for x in range(len(stages))], [summary[s].get(k) or 0 for s in stages], width, label=label
+        )
     axes[0].set_xticks([x + 0.4 - width / 2 for x in range(len(stages))], stages)
     axes[0].set_ylim(0, 1)
     axes[0].set_title(f"Held-out evaluation ({summary[stages[0]]['tasks']} tasks)" if stages else "no stages")

@@ -14,8 +14,10 @@ def main(smk, log):
         for origin in (smk.input.own, smk.input.released):
             for folder in sorted(p for p in Path(origin).iterdir() if p.is_dir() and not p.name.startswith(".")):
                 if folder.name in seen:
-                    raise InputError(f"workspace folder {folder.name!r} is in both {seen[folder.name]} and {origin}: "
-                                     "rename the synthesis workspace")  # fmt: skip
+                    raise InputError(
+                        f"workspace folder {folder.name!r} is in both {seen[folder.name]} and {origin}: "
+                        "rename the synthesis workspace"
+                    )
                 seen[folder.name] = origin
                 os.symlink(folder.resolve(), Path(tmp) / folder.name, target_is_directory=True)
     log(f"{len(seen)} workspace folders: {', '.join(f'{k} ({v})' for k, v in seen.items())}")

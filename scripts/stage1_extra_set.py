@@ -4,9 +4,8 @@
 import json
 from pathlib import Path
 
-from darecipe.io import InputError, read_jsonl, write_json, write_jsonl
-from darecipe.io import Rejects
-from darecipe.loaders import reservoir_sample, load_am_distilled, load_skginstruct
+from darecipe.io import InputError, Rejects, read_jsonl, write_json, write_jsonl
+from darecipe.loaders import load_am_distilled, load_skginstruct, reservoir_sample
 from darecipe.mix import write_set
 from darecipe.runlog import run_script
 
@@ -64,11 +63,15 @@ def main(smk, log):
             records = reservoir_sample(records, spec["limit"], spec["seed"])
     for r in records:
         r.update(set=name, provenance="supplied")
-    log(f"{name}: {spec['format']} file {path}" + (f", {spec['limit']} records sampled (seed {spec['seed']})"
-                                                    if spec["limit"] is not None else ""))  # fmt: skip
+    log(
+        f"{name}: {spec['format']} file {path}"
+        + (f", {spec['limit']} records sampled (seed {spec['seed']})" if spec["limit"] is not None else "")
+    )
     write_set(records, smk.output.records)
     write_jsonl(smk.output.rejects, rejects)
-    write_json(smk.output.metrics, {"records": len(records), "rejected": len(rejects), "reject_reasons": rejects.counts()})
+    write_json(
+        smk.output.metrics, {"records": len(records), "rejected": len(rejects), "reject_reasons": rejects.counts()}
+    )
     log(f"{name}: {len(records)} records from {path}, {len(rejects)} rejected {rejects.counts()}")
 
 

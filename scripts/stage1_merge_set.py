@@ -22,8 +22,12 @@ def main(smk, log):
     for r in rejects:
         key = r["reason"].split(":")[0]
         reasons[key] = reasons.get(key, 0) + 1
-    write_json(smk.output.metrics, {"records": len(records), "rejected": len(rejects), "reject_reasons": reasons, "llm": llm})
-    log(f"{smk.wildcards.set}: {len(records)} records from {len(smk.input.shards)} shards, {len(rejects)} rejected {reasons}")
+    write_json(
+        smk.output.metrics, {"records": len(records), "rejected": len(rejects), "reject_reasons": reasons, "llm": llm}
+    )
+    log(
+        f"{smk.wildcards.set}: {len(records)} records from {len(smk.input.shards)} shards, {len(rejects)} rejected {reasons}"
+    )
 
 
 run_script(main, globals().get("snakemake"))

@@ -20,8 +20,10 @@ def main(smk, log):
     with atomic_path(smk.output.train) as tmp:
         out.write_jsonl(tmp)
     write_json(smk.output.stats, stats)
-    log(f"{stats['records']} records; by role {stats['by_role']}; dropped over {stats['max_tokens']} tokens: "
-        f"{stats['dropped_over_length']}")  # fmt: skip
+    log(
+        f"{stats['records']} records; by role {stats['by_role']}; dropped over {stats['max_tokens']} tokens: "
+        f"{stats['dropped_over_length']}"
+    )
 
 
 run_script(main, globals().get("snakemake"))

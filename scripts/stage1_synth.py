@@ -8,9 +8,8 @@ A request left unanswered (transport, limits, server) is no reject: the rule fai
 import tempfile
 from pathlib import Path
 
-from darecipe.io import read_jsonl, write_json, write_jsonl
+from darecipe.io import Rejects, read_jsonl, write_json, write_jsonl
 from darecipe.llm import LLMRequest, LLMSettings, ResponseCache, report_missing, run_requests, sort_failure
-from darecipe.io import Rejects
 from darecipe.loaders import TaskRecord
 from darecipe.mix import set_records
 from darecipe.prompts import load_template
@@ -31,19 +30,26 @@ def main(smk, log):
     limits = SandboxLimits(**p.sandbox) if needs.needs_sandbox else None
     if limits:
         log(describe_isolation(limits))  # first: how the teacher's code will be isolated, or that it cannot be
-    log(f"{set_name} ({p.kind}) shard {shard}/{n_shards}: {len(mine)} tasks, teacher {settings.model} "
-        f"({settings.backend}, {settings.mode})")  # fmt: skip
+    log(
+        f"{set_name} ({p.kind}) shard {shard}/{n_shards}: {len(mine)} tasks, teacher {settings.model} "
+        f"({settings.backend}, {settings.mode})"
+    )
 
     rejects = Rejects()
     where = f"{set_name} shard {shard}"
     with tempfile.TemporaryDirectory(prefix="stage1-") as tmp:
         ctx = SynthContext(
-            template=load_template(smk.input.template), set_name=set_name, data_root=Path(p.data_root),
-            workdir=Path(tmp), rel_tol=p.rel_tol, seed=p.seed, n_cues=p.n_cues,
+            template=load_template(smk.input.template),
+            set_name=set_name,
+            data_root=Path(p.data_root),
+            workdir=Path(tmp),
+            rel_tol=p.rel_tol,
+            seed=p.seed,
+            n_cues=p.n_cues,
             cues=read_cues(smk.input.cues) if needs.needs_cues else [],
             refines={r["id"]: r for r in set_records(smk.input.refines)} if STAGE1_SETS[set_name].refines else None,
             limits=limits,
-        )  # fmt: skip
+        )
         jobs: list[Request] = []  # in task order
         for t in mine:
             req = kind.prepare(t, ctx)
@@ -56,8 +62,9 @@ def main(smk, log):
         serve = settings.mode == "online"  # in batch mode a local teacher runs as `vllm run-batch` instead
         try:
             with local_teacher(settings, Path(f"{smk.log[0]}.teacher"), serve=serve) as teacher:
-                results, totals = run_requests(teacher, [LLMRequest(r.task.id, r.messages) for r in jobs], cache,
-                                               batch_ok=True)  # fmt: skip
+                results, totals = run_requests(
+                    teacher, [LLMRequest(r.task.id, r.messages) for r in jobs], cache, batch_ok=True
+                )
         finally:
             cache.close()
 
@@ -71,8 +78,12 @@ def main(smk, log):
             if reason:
                 rejects.add(where, t.id, reason)
                 continue
-            rec = {"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": reply}],
-                   "id": t.id, "source": t.source, "set": set_name}  # fmt: skip
+            rec = {
+                "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": reply}],
+                "id": t.id,
+                "source": t.source,
+                "set": set_name,
+            }
             if "cues" in req.extra:
                 rec["cues"] = req.extra["cues"]
             records.append(rec)
@@ -80,14 +91,24 @@ def main(smk, log):
     unanswered = report_missing({"teacher": missing}, settings)
     write_jsonl(smk.output.rejects, rejects)
     write_jsonl(smk.output.shard, records)
-    metrics = {"set": set_name, "shard": shard, "tasks": len(mine), "records": len(records), "rejected": len(rejects),
-               "reject_reasons": rejects.counts(), "missing": sum(unanswered.values()), "llm": totals.as_dict()}  # fmt: skip
+    metrics = {
+        "set": set_name,
+        "shard": shard,
+        "tasks": len(mine),
+        "records": len(records),
+        "rejected": len(rejects),
+        "reject_reasons": rejects.counts(),
+        "missing": sum(unanswered.values()),
+        "llm": totals.as_dict(),
+    }
     write_json(smk.output.metrics, metrics)
     log(f"{len(records)} records, {len(rejects)} rejected {rejects.counts()}")
-    log(f"LLM: {totals.requests_sent} requests sent online, {totals.batch_requests} in {totals.batches} batch(es), "
+    log(
+        f"LLM: {totals.requests_sent} requests sent online, {totals.batch_requests} in {totals.batches} batch(es), "
         f"{totals.from_cache} from cache, {totals.retries} retries, {totals.rate_limited} answered 429, "
         f"{totals.failed} failed ({totals.missing} unanswered), {totals.prompt_tokens} prompt + "
-        f"{totals.completion_tokens} completion tokens, ${totals.cost_usd:.4f}")  # fmt: skip
+        f"{totals.completion_tokens} completion tokens, ${totals.cost_usd:.4f}"
+    )
     for r in rejects:
         log(f"  rejected {r['id']}: {r['reason']}")
 

@@ -3,8 +3,7 @@
 from pathlib import Path
 
 from darecipe.evaluation import heldout_ids
-from darecipe.io import write_jsonl
-from darecipe.io import Rejects
+from darecipe.io import Rejects, write_jsonl
 from darecipe.loaders import load_file_tasks, load_finqa, load_tatqa, load_wikitq
 from darecipe.runlog import run_script
 from darecipe.stage1 import tablegpt_tasks
@@ -33,7 +32,9 @@ def main(smk, log):
     write_jsonl(smk.output.tablegpt, (t.to_json() for t in tablegpt))
     write_jsonl(smk.output.file, (t.to_json() for t in files))
     write_jsonl(smk.output.rejects, rejects)
-    log(f"tasks: wikitq {len(wikitq)}, finqa {len(finqa)}, tatqa {len(tatqa)}, tablegpt {len(tablegpt)}, file {len(files)}")
+    log(
+        f"tasks: wikitq {len(wikitq)}, finqa {len(finqa)}, tatqa {len(tatqa)}, tablegpt {len(tablegpt)}, file {len(files)}"
+    )
     log(f"rejected {len(rejects)}: {rejects.counts()}")
     for r in rejects:
         log(f"  rejected {r['id']} ({r['where']}): {r['reason']}")

@@ -21,8 +21,10 @@ def main(smk, log):
                 yield {"messages": rec["messages"], "id": rec["id"], "category": category, "provenance": provenance}
 
     n = write_jsonl(smk.output.train, records())
-    write_json(smk.output.stats, {"records": n, "by_provenance": {k: sum(v.values()) for k, v in counts.items()},
-                                  "by_category": counts})  # fmt: skip
+    write_json(
+        smk.output.stats,
+        {"records": n, "by_provenance": {k: sum(v.values()) for k, v in counts.items()}, "by_category": counts},
+    )
     log(f"{n} trajectories: {', '.join(f'{k} {sum(v.values())}' for k, v in counts.items()) or 'none'}")
 
 

@@ -6,12 +6,11 @@ quoted verbatim from the sample's results, is rejected with the reason and count
 import dataclasses
 from pathlib import Path
 
-from darecipe.io import read_jsonl, write_json, write_jsonl
+from darecipe.io import Rejects, read_jsonl, write_json, write_jsonl
 from darecipe.llm import LLMRequest, LLMSettings, ResponseCache, report_missing, run_requests
-from darecipe.io import Rejects
+from darecipe.prompts import load_template
 from darecipe.runlog import run_script
 from darecipe.serving import local_teacher
-from darecipe.prompts import load_template
 from darecipe.summary import SummaryError, check_quotes, parse_summary_reply, summary_messages, with_summary_record
 
 
@@ -19,8 +18,10 @@ def main(smk, log):
     samples = [rec for _, rec in read_jsonl(smk.input.samples)]
     tpl = load_template(smk.input.template)
     settings = dataclasses.replace(LLMSettings.from_config(smk.config["llm"]), max_in_flight=smk.params.max_in_flight)
-    log(f"{len(samples)} samples to summarise, teacher {settings.model} ({settings.backend}), "
-        f"{settings.max_in_flight} in flight")  # fmt: skip
+    log(
+        f"{len(samples)} samples to summarise, teacher {settings.model} ({settings.backend}), "
+        f"{settings.max_in_flight} in flight"
+    )
     cache = ResponseCache(Path(smk.config["llm"]["cache_dir"]) / "summary" / "summaries.jsonl")
     try:
         requests = [LLMRequest(s["id"], summary_messages(tpl, s)) for s in samples]
@@ -52,9 +53,18 @@ def main(smk, log):
     unanswered = report_missing({"summary": missing}, settings)
     write_jsonl(smk.output.rejects, rejects)
     write_jsonl(smk.output.records, records)
-    write_json(smk.output.metrics, {"samples": len(samples), "records": len(records), "rejected": len(rejects),
-                                    "reject_reasons": rejects.counts(), "missing": sum(unanswered.values()),
-                                    "quotes": quotes, "llm": totals.as_dict()})  # fmt: skip
+    write_json(
+        smk.output.metrics,
+        {
+            "samples": len(samples),
+            "records": len(records),
+            "rejected": len(rejects),
+            "reject_reasons": rejects.counts(),
+            "missing": sum(unanswered.values()),
+            "quotes": quotes,
+            "llm": totals.as_dict(),
+        },
+    )
     log(f"{len(records)} summaries kept, {len(rejects)} rejected {rejects.counts()}")
     checked, failed = quotes["facts_checked"], quotes["summaries_rejected"]
     log(f"{checked} quoted facts checked; {failed} summaries quoted text not in the results")

@@ -3,8 +3,7 @@ form and per-step samples (one splitter, configured by tag family); unusable tra
 
 from pathlib import Path
 
-from darecipe.io import InputError, read_jsonl, read_text, write_json, write_jsonl
-from darecipe.io import Rejects
+from darecipe.io import InputError, Rejects, read_jsonl, read_text, write_json, write_jsonl
 from darecipe.runlog import run_script
 from darecipe.summary import (
     TagFamily,
@@ -71,8 +70,16 @@ def main(smk, log):
     write_jsonl(smk.output.multiturn, multiturn)
     write_jsonl(smk.output.samples, samples)
     by_family = {f: sum(r["family"] == f for r in multiturn) for f in families}
-    write_json(smk.output.metrics, {"traces": len(multiturn), "samples": len(samples), "rejected": len(rejects),
-                                    "reject_reasons": rejects.counts(), "traces_by_family": by_family})  # fmt: skip
+    write_json(
+        smk.output.metrics,
+        {
+            "traces": len(multiturn),
+            "samples": len(samples),
+            "rejected": len(rejects),
+            "reject_reasons": rejects.counts(),
+            "traces_by_family": by_family,
+        },
+    )
     log(f"{len(multiturn)} traces ({by_family}) -> {len(samples)} samples; {len(rejects)} rejected {rejects.counts()}")
     for r in rejects:
         log(f"  rejected {r['id']} ({r['where']}): {r['reason']}")

@@ -16,12 +16,14 @@ from darecipe.summary import (
     val_traces,
 )
 
-SCHEMA = pa.schema([
-    ("messages", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
-    ("id", pa.string()),
-    ("trace_id", pa.string()),
-    ("step", pa.int32()),
-])  # fmt: skip
+SCHEMA = pa.schema(
+    [
+        ("messages", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+        ("id", pa.string()),
+        ("trace_id", pa.string()),
+        ("step", pa.int32()),
+    ]
+)
 
 
 def write_parquet(records, path):
@@ -48,8 +50,16 @@ def main(smk, log):
         write_parquet(held, out[f"{name}_val"])
         counts[name] = {"train": len(train), "val": len(held)}
         log(f"{name}: {len(train)} train, {len(held)} val")
-    write_json(smk.output.split, {"val_ratio": smk.params.val_ratio, "seed": smk.params.seed, "traces": len(traces),
-                                  "val_traces": sorted(val), "records": counts})  # fmt: skip
+    write_json(
+        smk.output.split,
+        {
+            "val_ratio": smk.params.val_ratio,
+            "seed": smk.params.seed,
+            "traces": len(traces),
+            "val_traces": sorted(val),
+            "records": counts,
+        },
+    )
     log(f"{len(traces)} traces, {len(val)} held out for validation: {', '.join(sorted(val)) or 'none'}")
 
 

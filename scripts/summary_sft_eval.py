@@ -24,12 +24,16 @@ def fmt(v):
 
 
 def table(report, stats):
-    lines = ["| task | val samples | answer match | summary well formed | summary quotes valid | generated tokens |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| task | val samples | answer match | summary well formed | summary quotes valid | generated tokens |",
+        "|---|---|---|---|---|---|",
+    ]
     for task, m in report["tasks"].items():
-        lines.append(f"| {task} | {m['samples']} | {fmt(m['answer_match_rate'])} ({m['answer_samples']}) | "
-                     f"{fmt(m['summary_parsed_rate'])} | {fmt(m['summary_quote_valid_rate'])} | "
-                     f"{fmt(m['generated_tokens_mean'])} |")  # fmt: skip
+        lines.append(
+            f"| {task} | {m['samples']} | {fmt(m['answer_match_rate'])} ({m['answer_samples']}) | "
+            f"{fmt(m['summary_parsed_rate'])} | {fmt(m['summary_quote_valid_rate'])} | "
+            f"{fmt(m['generated_tokens_mean'])} |"
+        )
     lines += ["", "| set | records | mean prompt tokens | mean target tokens |", "|---|---|---|---|"]
     for name, s in stats["sets"].items():
         lines.append(f"| {name} | {s['records']} | {fmt(s['prompt_tokens_mean'])} | {fmt(s['target_tokens_mean'])} |")
@@ -49,8 +53,14 @@ def main(smk, log):
         for row, (text, n_new) in zip(val, outputs):
             rec = samples[row["id"]]
             lengths.append(n_new)
-            rows.append({**score_output(rec, families[rec["family"]], text, with_summary, cfg["rel_tol"],
-                                        smk.params.min_quote_chars), "generated": text})  # fmt: skip
+            rows.append(
+                {
+                    **score_output(
+                        rec, families[rec["family"]], text, with_summary, cfg["rel_tol"], smk.params.min_quote_chars
+                    ),
+                    "generated": text,
+                }
+            )
         metrics = aggregate(rows, lengths)
         report["tasks"][task] = {**metrics, "outputs": rows}
         log(f"{task}: {json.dumps(metrics)}")

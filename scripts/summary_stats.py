@@ -27,8 +27,10 @@ def main(smk, log):
     overall = {name: token_stats(records, encode) for name, records in by_set.items()}
     full, short = overall["summary_prefix"]["prompt_tokens_mean"], overall["summary_only"]["prompt_tokens_mean"]
     reduction = round(1 - short / full, 4) if full and short is not None else None
-    write_json(smk.output[0], {"tokenizer": str(smk.input.model), "sets": overall, "splits": stats,
-                               "prompt_token_reduction": reduction})  # fmt: skip
+    write_json(
+        smk.output[0],
+        {"tokenizer": str(smk.input.model), "sets": overall, "splits": stats, "prompt_token_reduction": reduction},
+    )
     log(f"mean prompt tokens: full context {full}, summary only {short} (reduction {reduction})")
 
 

@@ -25,14 +25,26 @@ def main(smk, log):
     for path in smk.input.metrics:
         m = json.loads(Path(path).read_text())
         _sum(totals, {k: v for k, v in m.items() if k not in ("batch",)})
-    metrics = {"category": category, "shards": len(smk.input.metrics),
-               **{k: v for k, v in totals.items() if k not in ("category", "workspace")}}  # fmt: skip
-    for key, empty in (("tasks", 0), ("trajectories", 0), ("accepted", 0), ("rl_tasks", 0), ("rejected", 0),
-                       ("reject_reasons", {}), ("llm", {})):  # fmt: skip
+    metrics = {
+        "category": category,
+        "shards": len(smk.input.metrics),
+        **{k: v for k, v in totals.items() if k not in ("category", "workspace")},
+    }
+    for key, empty in (
+        ("tasks", 0),
+        ("trajectories", 0),
+        ("accepted", 0),
+        ("rl_tasks", 0),
+        ("rejected", 0),
+        ("reject_reasons", {}),
+        ("llm", {}),
+    ):
         metrics.setdefault(key, empty)
     write_json(smk.output.metrics, metrics)
-    log(f"{category}: {metrics.get('accepted', 0)} trajectories accepted, {metrics.get('rl_tasks', 0)} RL tasks, "
-        f"{metrics.get('rejected', 0)} rejected {metrics['reject_reasons']}")  # fmt: skip
+    log(
+        f"{category}: {metrics.get('accepted', 0)} trajectories accepted, {metrics.get('rl_tasks', 0)} RL tasks, "
+        f"{metrics.get('rejected', 0)} rejected {metrics['reject_reasons']}"
+    )
 
 
 run_script(main, globals().get("snakemake"))

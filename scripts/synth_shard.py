@@ -12,18 +12,14 @@ import tempfile
 from pathlib import Path
 
 from darecipe.agent import ChatGenerator, State, run_agents
-from darecipe.io import write_json, write_jsonl
+from darecipe.io import Rejects, write_json, write_jsonl
 from darecipe.llm import LLMRequest, LLMSettings, ResponseCache, report_missing, run_requests, sort_failure
-from darecipe.io import Rejects
-from darecipe.prompts import task_prompt
+from darecipe.prompts import load_template, task_prompt
 from darecipe.runlog import run_script
 from darecipe.sandbox import SandboxLimits, describe_isolation
 from darecipe.serving import local_teacher
-from darecipe.prompts import load_template
-from darecipe.synthesis_plan import Job, batch_note, id_part, requests
 from darecipe.synthesis import (
     copy_workspace_files,
-    workspace_files,
     deterministic_checks,
     inspector_messages,
     parse_tasks,
@@ -32,7 +28,9 @@ from darecipe.synthesis import (
     rl_row,
     sft_record,
     solver_system,
+    workspace_files,
 )
+from darecipe.synthesis_plan import Job, batch_note, id_part, requests
 
 
 def main(smk, log):
@@ -50,8 +48,10 @@ def synthesise(smk, log, settings, limits):
     rejects, sft, rl = Rejects(), [], []
     missing = {"questioner": [], "solver": [], "inspector": []}  # unanswered teacher calls, asked again on rerun
     workspaces = {job.workspace: Path(smk.input.workspace)}
-    log(f"{category}: workspace {job.workspace}, batch {job.batch + 1} of {job.batches}: {job.n_sft} trajectory "
-        f"and {job.n_rl} RL tasks asked")  # fmt: skip
+    log(
+        f"{category}: workspace {job.workspace}, batch {job.batch + 1} of {job.batches}: {job.n_sft} trajectory "
+        f"and {job.n_rl} RL tasks asked"
+    )
 
     # 1. questioner
     q_tpl = load_template(smk.input.questioner)
@@ -96,8 +96,15 @@ def synthesise(smk, log, settings, limits):
         states = [State(t.id, task_prompt(t.task, workspace_files(workspaces[t.workspace]))) for t in sft_tasks]
         solver_cache = ResponseCache(cache_root / "solver.jsonl")
         solver = ChatGenerator(settings, solver_cache, lambda s: solver_system(s_tpl, by_id[s.id]))
-        trajs = run_agents(solver, states, copies, limits, max_turns=p.max_turns, on_no_code="stop",
-                           progress=lambda turn: log(f"solver: turn {turn} done"))  # fmt: skip
+        trajs = run_agents(
+            solver,
+            states,
+            copies,
+            limits,
+            max_turns=p.max_turns,
+            on_no_code="stop",
+            progress=lambda turn: log(f"solver: turn {turn} done"),
+        )
         solver_cache.close()
 
     # 3. inspector: deterministic checks, then the checklist through the LLM
@@ -130,11 +137,25 @@ def synthesise(smk, log, settings, limits):
     write_jsonl(smk.output.sft, sft)
     write_jsonl(smk.output.rl, rl)
     write_jsonl(smk.output.rejects, rejects)
-    llm = {role: tot.as_dict() for role, tot in (("questioner", q_tot), ("solver", solver.totals), ("inspector", i_tot))}
-    write_json(smk.output.metrics, {"category": category, "workspace": job.workspace, "batch": job.batch,
-                                    "tasks": len(tasks), "trajectories": len(trajs),
-                                    "accepted": len(sft), "rl_tasks": len(rl), "rejected": len(rejects),
-                                    "reject_reasons": rejects.counts(), "missing": unanswered, "llm": llm})  # fmt: skip
+    llm = {
+        role: tot.as_dict() for role, tot in (("questioner", q_tot), ("solver", solver.totals), ("inspector", i_tot))
+    }
+    write_json(
+        smk.output.metrics,
+        {
+            "category": category,
+            "workspace": job.workspace,
+            "batch": job.batch,
+            "tasks": len(tasks),
+            "trajectories": len(trajs),
+            "accepted": len(sft),
+            "rl_tasks": len(rl),
+            "rejected": len(rejects),
+            "reject_reasons": rejects.counts(),
+            "missing": unanswered,
+            "llm": llm,
+        },
+    )
     log(f"{category}: {len(sft)} trajectories accepted, {len(rl)} RL tasks, {len(rejects)} rejected {rejects.counts()}")
     for r in rejects:
         log(f"  rejected {r['id']} ({r['where']}): {r['reason']}")

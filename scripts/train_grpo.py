@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 from darecipe import training
+from darecipe.chat import read_format
 from darecipe.judge import preflight
 from darecipe.llm import LLMSettings
 from darecipe.rollout import (
@@ -17,7 +18,6 @@ from darecipe.rollout import (
 from darecipe.runlog import run_script
 from darecipe.sandbox import SandboxLimits, describe_isolation
 from darecipe.stage3 import stage3_command
-from darecipe.chat import read_format
 from darecipe.swift_args import grpo_args
 
 
@@ -27,18 +27,27 @@ def main(smk, log):
     dataset = Path(smk.input.data)
     workspaces = Path(smk.input.workspaces).resolve()
     stage = training.Stage(
-        name="stage3", command="rlhf", base=Path(smk.input.model), data=[dataset, Path(smk.input.workspaces)],
-        params={**hp, "sandbox": dict(smk.params.sandbox), "judge": smk.params.judge_identity}, out=Path(smk.output[0]),
-        runs_root=Path(smk.params.runs_root), log=Path(smk.log[0]),
-    )  # fmt: skip
+        name="stage3",
+        command="rlhf",
+        base=Path(smk.input.model),
+        data=[dataset, Path(smk.input.workspaces)],
+        params={**hp, "sandbox": dict(smk.params.sandbox), "judge": smk.params.judge_identity},
+        out=Path(smk.output[0]),
+        runs_root=Path(smk.params.runs_root),
+        log=Path(smk.log[0]),
+    )
     jcfg = dict(smk.config["judge"])  # endpoint and concurrency come from the config; what matters is in params
     if jcfg["backend"] == "none":
-        log("stage3: judge.backend is none: the LLM-judge terms are dropped from the reward (qa: exact match only; "
-            "datatask: code success rate; openresearch: code success rate and turns)")  # fmt: skip
+        log(
+            "stage3: judge.backend is none: the LLM-judge terms are dropped from the reward (qa: exact match only; "
+            "datatask: code success rate; openresearch: code success rate and turns)"
+        )
     else:
         settings = LLMSettings.from_config(jcfg)
-        log(f"stage3: judge {settings.model} ({jcfg['backend']}, {settings.base_url or 'default endpoint'}) scores "
-            "the answers; reward = docs/recipe.md §6 with the judge terms")  # fmt: skip
+        log(
+            f"stage3: judge {settings.model} ({jcfg['backend']}, {settings.base_url or 'default endpoint'}) scores "
+            "the answers; reward = docs/recipe.md §6 with the judge terms"
+        )
         if jcfg["backend"] == "openai":
             preflight(settings)  # no key or no endpoint: stop here, before training, with one line
 
@@ -61,10 +70,12 @@ def main(smk, log):
         parquets = [Path(p) for p in smk.input.rl_sets]
         metrics = training.run_skyrl(
             stage,
-            lambda out_dir: stage3_command("skyrl", hp, stage.base, dataset, parquets, out_dir, stop_ids, env,
-                                           read_format(stage.base)),
-            hp["gpus"], env_for,
-        )  # fmt: skip
+            lambda out_dir: stage3_command(
+                "skyrl", hp, stage.base, dataset, parquets, out_dir, stop_ids, env, read_format(stage.base)
+            ),
+            hp["gpus"],
+            env_for,
+        )
     else:
         metrics = training.run(
             stage,
@@ -75,8 +86,10 @@ def main(smk, log):
         )
     rollouts = metrics.get("rollouts") or {}
     if rollouts:
-        log(f"rollouts: {rollouts['total_rollouts']} scored; judge: {rollouts['judge_requests']} requests "
-            f"({'off' if jcfg['backend'] == 'none' else jcfg['model']}; only rollouts past the format gates are judged)")
+        log(
+            f"rollouts: {rollouts['total_rollouts']} scored; judge: {rollouts['judge_requests']} requests "
+            f"({'off' if jcfg['backend'] == 'none' else jcfg['model']}; only rollouts past the format gates are judged)"
+        )
     log(f"exported {smk.output[0]} at step {metrics['global_step']}")
 
 

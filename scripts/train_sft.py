@@ -3,9 +3,9 @@
 from pathlib import Path
 
 from darecipe import training
+from darecipe.chat import read_format
 from darecipe.io import InputError
 from darecipe.runlog import run_script
-from darecipe.chat import read_format
 from darecipe.swift_args import sft_args
 
 
@@ -16,9 +16,15 @@ def main(smk, log):
         raise InputError(f"{smk.params.stage}: every training file is empty: {', '.join(smk.input.data)}")
     log(f"{smk.params.stage}: training files: {', '.join(str(p) for p in data)}")
     stage = training.Stage(
-        name=smk.params.stage, command="sft", base=Path(smk.input.model), data=data, params=hp,
-        out=Path(smk.output[0]), runs_root=Path(smk.params.runs_root), log=Path(smk.log[0]),
-    )  # fmt: skip
+        name=smk.params.stage,
+        command="sft",
+        base=Path(smk.input.model),
+        data=data,
+        params=hp,
+        out=Path(smk.output[0]),
+        runs_root=Path(smk.params.runs_root),
+        log=Path(smk.log[0]),
+    )
     chat = read_format(stage.base)
     metrics = training.run(
         stage,

@@ -23,32 +23,48 @@ def _table_record(name: str, i: int) -> dict:
     a, b = 10 + i, 20 + i
     return {
         "messages": [
-            {"role": "user", "content": f"Question {i} of {name}: what is the total of column x?\n\nx | y\n{a} | 1\n{b} | 2"},
-            {"role": "assistant", "content": f"<Analyze>The total of x is the sum of its rows.</Analyze>"
-                                             f"<Understand>Two rows: x = {a} and x = {b}.</Understand>"
-                                             f"<Answer>{a + b}</Answer>"},
+            {
+                "role": "user",
+                "content": f"Question {i} of {name}: what is the total of column x?\n\nx | y\n{a} | 1\n{b} | 2",
+            },
+            {
+                "role": "assistant",
+                "content": f"<Analyze>The total of x is the sum of its rows.</Analyze>"
+                f"<Understand>Two rows: x = {a} and x = {b}.</Understand>"
+                f"<Answer>{a + b}</Answer>",
+            },
         ],
         "id": f"{name}-{i}",
-    }  # fmt: skip
+    }
 
 
 def _plain_record(name: str, i: int) -> dict:
     # sharegpt form (from/value): ms-swift reads it, so the release may use it
-    return {"conversations": [{"from": "human", "value": f"{name} problem {i}: what is {i} + {i}?"},
-                              {"from": "gpt", "value": f"<think>Add {i} to itself.</think> The answer is {2 * i}."}]}  # fmt: skip
+    return {
+        "conversations": [
+            {"from": "human", "value": f"{name} problem {i}: what is {i} + {i}?"},
+            {"from": "gpt", "value": f"<think>Add {i} to itself.</think> The answer is {2 * i}."},
+        ]
+    }
 
 
 def _trajectory(category: str, i: int) -> dict:
     code = "```python\nimport pandas as pd\ndf = pd.read_csv('sales.csv')\nprint(df['amount'].sum())\n```"
     return {
         "messages": [
-            {"role": "user", "content": f"# Instruction\n{category} task {i}: report the total amount.\n\n"
-                                        '# Data\nFile 1: {"name": "sales.csv", "size": "0.1KB"}'},
-            {"role": "assistant", "content": f"<Analyze>Read the file and sum the amounts.</Analyze><Code>{code}</Code>"
-                                             f"<Execute>\n60\n</Execute><Answer>The total amount is 60.</Answer>"},
+            {
+                "role": "user",
+                "content": f"# Instruction\n{category} task {i}: report the total amount.\n\n"
+                '# Data\nFile 1: {"name": "sales.csv", "size": "0.1KB"}',
+            },
+            {
+                "role": "assistant",
+                "content": f"<Analyze>Read the file and sum the amounts.</Analyze><Code>{code}</Code>"
+                f"<Execute>\n60\n</Execute><Answer>The total amount is 60.</Answer>",
+            },
         ],
         "id": f"{category}-{i}",
-    }  # fmt: skip
+    }
 
 
 def _sqlite(path: Path, table: str, rows: list[tuple]) -> None:
@@ -95,16 +111,22 @@ def build_released(root: Path) -> Path:
     db = '{"name": "student_club.sqlite", "size": "8.0KB"}'
     csv = '{"name": "sales.csv", "size": "0.0KB"}'
     sets = {
-        "qa.parquet": [_rl_row("bird", "student_club", "qa", f"What is the total budget? ({i})", f"File 1: {db}", "60")
-                       for i in range(2)],
-        "datatask.parquet": [_rl_row("files", "f001", "datatask", f"Sum the amounts per name ({i}).", f"File 1: {csv}",
-                                     "a 10, b 20, c 30") for i in range(2)],
+        "qa.parquet": [
+            _rl_row("bird", "student_club", "qa", f"What is the total budget? ({i})", f"File 1: {db}", "60")
+            for i in range(2)
+        ],
+        "datatask.parquet": [
+            _rl_row(
+                "files", "f001", "datatask", f"Sum the amounts per name ({i}).", f"File 1: {csv}", "a 10, b 20, c 30"
+            )
+            for i in range(2)
+        ],
         "reseach.parquet": [
             _rl_row("research", "european_football_2", "openresearch", "Write a report on the teams.", "File 1: x"),
             _rl_row(*MISSING, "openresearch", "Write a report on the world's deserts.", "File 1: mondial_geo.sqlite"),
             _rl_row(*MISSING, "openresearch", "Write a report on the rivers.", "File 1: mondial_geo.sqlite"),
         ],
-    }  # fmt: skip
+    }
     for fname, rows in sets.items():
         pq.write_table(pa.Table.from_pylist(rows), rl / fname)
     shutil.rmtree(root / "_workspaces")

@@ -65,7 +65,9 @@ def swift_rollouts(tok, scripts: list[list], max_turns=5, task=TASK):
     """ms-swift's multi-turn loop; request i's policy emits scripts[i][turn]."""
     scheduler = swift_plugin.DeepAnalyzeScheduler(infer_engine=None, max_turns=max_turns, tokenizer=tok)
     requests = [
-        RolloutInferRequest(messages=[{"role": "user", "content": task}], data_dict={"data": "demo", "workspace_id": "task1"})
+        RolloutInferRequest(
+            messages=[{"role": "user", "content": task}], data_dict={"data": "demo", "workspace_id": "task1"}
+        )
         for _ in scripts
     ]
     asyncio.run(scheduler.on_trajectory_start(requests))
@@ -84,8 +86,13 @@ def swift_rollouts(tok, scripts: list[list], max_turns=5, task=TASK):
 
 
 def swift_reward(out, method, gold, task=TASK) -> float:
-    return swift_plugin.DeepAnalyzeReward()([out.messages[-1]["content"]], method=[method], ground_truth=[gold],
-                                            task=[task], rollout_infos=[out.rollout_infos])[0]  # fmt: skip
+    return swift_plugin.DeepAnalyzeReward()(
+        [out.messages[-1]["content"]],
+        method=[method],
+        ground_truth=[gold],
+        task=[task],
+        rollout_infos=[out.rollout_infos],
+    )[0]
 
 
 def skyrl_episode(turns: list, method, gold, max_turns=5, task=TASK):
@@ -93,9 +100,15 @@ def skyrl_episode(turns: list, method, gold, max_turns=5, task=TASK):
     from darecipe.skyrl_env import DeepAnalyzeEnv
 
     sandbox = json.loads(os.environ.get(SANDBOX_ENV) or '{"timeout_s": 10}')
-    env = DeepAnalyzeEnv({"max_turns": max_turns, "sandbox": sandbox},
-                         {"reward_spec": {"method": method, "ground_truth": gold}, "data": "demo",
-                          "workspace_id": "task1", "input_seq": task})  # fmt: skip
+    env = DeepAnalyzeEnv(
+        {"max_turns": max_turns, "sandbox": sandbox},
+        {
+            "reward_spec": {"method": method, "ground_truth": gold},
+            "data": "demo",
+            "workspace_id": "task1",
+            "input_seq": task,
+        },
+    )
     env.init([{"role": "user", "content": task}])
     steps = []
     try:

@@ -7,15 +7,16 @@ import sqlite3
 
 import pytest
 import yaml
+from conftest import copy_repo, snakemake
 
 from darecipe.agent import State, chat_messages, run_agents
 from darecipe.io import InputError
 from darecipe.sandbox import SandboxLimits
 from darecipe.synthesis import build_workspace, deterministic_checks, parse_tasks, parse_verdict
 
-from conftest import copy_repo, snakemake
-
-CODE = "<Analyze>Count rows.</Analyze><Code>```python\nimport pandas as pd\nprint(len(pd.read_csv('t.csv')))\n```</Code>"
+CODE = (
+    "<Analyze>Count rows.</Analyze><Code>```python\nimport pandas as pd\nprint(len(pd.read_csv('t.csv')))\n```</Code>"
+)
 ANSWER = "<Analyze>There are 2 rows.</Analyze><Answer>2</Answer>"
 
 
@@ -52,13 +53,21 @@ def test_loop_runs_code_and_stops_at_the_answer(ws):
 def test_loop_stops_at_max_turns_and_without_code(ws):
     # turn 2 is the last: it ends the episode and its code does not run (as the release's environment)
     (t,) = run_agents(scripted(CODE, CODE, CODE), [State("a", "Q")], [ws], SandboxLimits(), max_turns=2)
-    assert t.stop == "max_turns" and t.exec_total == 1 and "turn limit reached without <Answer>" in deterministic_checks(t)
+    assert (
+        t.stop == "max_turns" and t.exec_total == 1 and "turn limit reached without <Answer>" in deterministic_checks(t)
+    )
     # a synthesis solver's attempt ends at a turn without code ...
-    (t,) = run_agents(scripted("<Analyze>I give up.</Analyze>"), [State("b", "Q")], [ws], SandboxLimits(), on_no_code="stop")
+    (t,) = run_agents(
+        scripted("<Analyze>I give up.</Analyze>"), [State("b", "Q")], [ws], SandboxLimits(), on_no_code="stop"
+    )
     assert t.stop == "no_code" and not t.finished
     # ... while the environment answers it with the failed observation and goes on
     (t,) = run_agents(scripted("<Analyze>Thinking.</Analyze>", ANSWER), [State("c", "Q")], [ws], SandboxLimits())
-    assert t.text == "<Analyze>Thinking.</Analyze><Execute>\n[Error]:\nNo code is provided, so nothing was executed.\n</Execute>" + ANSWER
+    assert (
+        t.text
+        == "<Analyze>Thinking.</Analyze><Execute>\n[Error]:\nNo code is provided, so nothing was executed.\n</Execute>"
+        + ANSWER
+    )
     assert t.finished and t.no_code_turns == 1 and t.exec_total == 0
 
 
@@ -76,9 +85,11 @@ def test_chat_view_of_a_trajectory():
 
 
 def test_questioner_and_inspector_replies_are_parsed_robustly():
-    reply = 'Here you go:\n```json\n{"tasks": [{"purpose": "sft", "task": "Do X", "checklist": {"turn_budget": 3},},\n' \
-            '{"purpose": "rl", "rl_method": "qa", "task": "How many?", "answer": "3"},\n' \
-            '{"purpose": "rl", "rl_method": "qa", "task": "No answer given"}, {"task": ""}]}\n```'  # fmt: skip
+    reply = (
+        'Here you go:\n```json\n{"tasks": [{"purpose": "sft", "task": "Do X", "checklist": {"turn_budget": 3},},\n'
+        '{"purpose": "rl", "rl_method": "qa", "task": "How many?", "answer": "3"},\n'
+        '{"purpose": "rl", "rl_method": "qa", "task": "No answer given"}, {"task": ""}]}\n```'
+    )
     tasks, problems = parse_tasks(reply, "data_analysis", "w")
     assert [(t.purpose, t.rl_method, t.answer) for t in tasks] == [("sft", None, ""), ("rl", "qa", "3")]
     assert len(problems) == 2 and "needs a short gold answer" in problems[0]
@@ -108,11 +119,15 @@ def teacher(messages, body):
     system = messages[0]["content"] if messages[0]["role"] == "system" else ""
     prompt = messages[-1]["content"]
     if prompt.startswith("You are the questioner"):
-        return json.dumps({"tasks": [
-            {"purpose": "sft", "task": "How many rows does Simpson.csv have?", "checklist": {"turn_budget": 2}},
-            {"purpose": "sft", "task": "How many departments are there?", "checklist": {"turn_budget": 2}},
-            {"purpose": "rl", "rl_method": "qa", "task": "How many rows?", "answer": "2000"},
-        ]})  # fmt: skip
+        return json.dumps(
+            {
+                "tasks": [
+                    {"purpose": "sft", "task": "How many rows does Simpson.csv have?", "checklist": {"turn_budget": 2}},
+                    {"purpose": "sft", "task": "How many departments are there?", "checklist": {"turn_budget": 2}},
+                    {"purpose": "rl", "rl_method": "qa", "task": "How many rows?", "answer": "2000"},
+                ]
+            }
+        )
     if prompt.startswith("You are the inspector"):
         ok = "How many rows" in prompt
         return json.dumps({"accept": ok, "reasons": ["fine"] if ok else ["the answer lacks the department names"]})
@@ -128,11 +143,25 @@ def test_synthesis_rule_against_the_test_server(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("DARECIPE_TEST_KEY", "sk-dummy")
     with FakeOpenAI(reply=teacher) as server:
         work = copy_repo(tmp_path_factory.mktemp("synth"))
-        overlay = {"llm": {"backend": "openai", "model": "teacher", "base_url": server.base_url,
-                           "api_key_env": "DARECIPE_TEST_KEY", "max_retries": 0}}  # fmt: skip
+        overlay = {
+            "llm": {
+                "backend": "openai",
+                "model": "teacher",
+                "base_url": server.base_url,
+                "api_key_env": "DARECIPE_TEST_KEY",
+                "max_retries": 0,
+            }
+        }
         (work / "overlay.yaml").write_text(yaml.safe_dump(overlay))
-        snakemake(work, "results/data/synthesis/data_analysis.jsonl", "--cores", "1",
-                  "--configfile", "config/config.yaml", "overlay.yaml")  # fmt: skip
+        snakemake(
+            work,
+            "results/data/synthesis/data_analysis.jsonl",
+            "--cores",
+            "1",
+            "--configfile",
+            "config/config.yaml",
+            "overlay.yaml",
+        )
         assert server.requests == 1 + 2 * 2 + 2  # questioner, 2 trajectories x 2 turns, 2 inspections
     out = work / "results/data/synthesis"
     accepted = [json.loads(line) for line in (out / "data_analysis.jsonl").read_text().splitlines()]

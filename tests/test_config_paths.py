@@ -7,42 +7,93 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, copy_repo, snakemake
+
 from darecipe.config import ConfigError, _resolve, check_paths, load_schema, named_paths, validate_config
 
 CASES = [
-    ({"domain_lora": {"data": "nowhere/finance_qa.jsonl"}}, "domain_lora.data: input file nowhere/finance_qa.jsonl does not exist"),
-    ({"summary": {"traces": [{"path": "nowhere/case.txt", "family": "search"}]}},
-     "summary.traces[0].path: input file nowhere/case.txt does not exist"),
+    (
+        {"domain_lora": {"data": "nowhere/finance_qa.jsonl"}},
+        "domain_lora.data: input file nowhere/finance_qa.jsonl does not exist",
+    ),
+    (
+        {"summary": {"traces": [{"path": "nowhere/case.txt", "family": "search"}]}},
+        "summary.traces[0].path: input file nowhere/case.txt does not exist",
+    ),
     ({"summary": {"prompt": "config/prompts"}}, "summary.prompt: config/prompts is a directory, not a file"),
-    ({"summary": {"base": "nowhere/model"}}, "summary.base: nowhere/model is neither vocab, stage1, stage2, stage3 nor an HF"),
+    (
+        {"summary": {"base": "nowhere/model"}},
+        "summary.base: nowhere/model is neither vocab, stage1, stage2, stage3 nor an HF",
+    ),
     ({"eval": {"heldout": "nowhere/heldout.jsonl"}}, "eval.heldout: input file nowhere/heldout.jsonl does not exist"),
-    ({"eval": {"file_tasks": "nowhere/file_tasks.jsonl"}}, "eval.file_tasks: input file nowhere/file_tasks.jsonl does not exist"),
-    ({"eval": {"wikitq": {"tagged": "nowhere/x.tagged"}}}, "eval.wikitq.tagged: input file nowhere/x.tagged does not exist"),
-    ({"eval": {"dabstep": {"context_dir": "nowhere/context"}}}, "eval.dabstep.context_dir: directory nowhere/context does not exist"),
+    (
+        {"eval": {"file_tasks": "nowhere/file_tasks.jsonl"}},
+        "eval.file_tasks: input file nowhere/file_tasks.jsonl does not exist",
+    ),
+    (
+        {"eval": {"wikitq": {"tagged": "nowhere/x.tagged"}}},
+        "eval.wikitq.tagged: input file nowhere/x.tagged does not exist",
+    ),
+    (
+        {"eval": {"dabstep": {"context_dir": "nowhere/context"}}},
+        "eval.dabstep.context_dir: directory nowhere/context does not exist",
+    ),
     ({"eval": {"data_root": "README.md"}}, "eval.data_root: README.md is a file, not a directory"),
-    ({"judge": {"prompts": {"qa": "config/prompts/judge_qa.v9.txt"}}},
-     "judge.prompts.qa: input file config/prompts/judge_qa.v9.txt does not exist"),
-    ({"judge": {"backend": "replay", "recordings": "nowhere/recordings"}}, "judge.recordings: directory nowhere/recordings does not exist"),
+    (
+        {"judge": {"prompts": {"qa": "config/prompts/judge_qa.v9.txt"}}},
+        "judge.prompts.qa: input file config/prompts/judge_qa.v9.txt does not exist",
+    ),
+    (
+        {"judge": {"backend": "replay", "recordings": "nowhere/recordings"}},
+        "judge.recordings: directory nowhere/recordings does not exist",
+    ),
     ({"stage1_data": {"cues": "empty.txt"}}, "stage1_data.cues: input file empty.txt is empty"),
-    ({"stage1_data": {"extra_sets": {"math": {"path": "nowhere/math.jsonl", "format": "am_distilled"}}}},
-     "stage1_data.extra_sets.math.path: input file nowhere/math.jsonl does not exist"),
-    ({"stage1_data": {"prompts": {"distill": "nowhere/distill.txt"}}}, "stage1_data.prompts.distill: input file nowhere/distill.txt"),
-    ({"summary": {"traces": [{"path": "resources/data/search_r1_traces/case.txt", "family": "serch"}]}},
-     "summary.traces[0].family: unknown tag family 'serch' (summary.tag_families has search, deepanalyze)"),
-    ({"summary": {"pipeline_trajectories": "deep_analyze"}}, "summary.pipeline_trajectories: unknown tag family 'deep_analyze'"),
-    ({"summary": {"traces": [], "pipeline_trajectories": None}}, "summary.traces is empty and summary.pipeline_trajectories is null"),
+    (
+        {"stage1_data": {"extra_sets": {"math": {"path": "nowhere/math.jsonl", "format": "am_distilled"}}}},
+        "stage1_data.extra_sets.math.path: input file nowhere/math.jsonl does not exist",
+    ),
+    (
+        {"stage1_data": {"prompts": {"distill": "nowhere/distill.txt"}}},
+        "stage1_data.prompts.distill: input file nowhere/distill.txt",
+    ),
+    (
+        {"summary": {"traces": [{"path": "resources/data/search_r1_traces/case.txt", "family": "serch"}]}},
+        "summary.traces[0].family: unknown tag family 'serch' (summary.tag_families has search, deepanalyze)",
+    ),
+    (
+        {"summary": {"pipeline_trajectories": "deep_analyze"}},
+        "summary.pipeline_trajectories: unknown tag family 'deep_analyze'",
+    ),
+    (
+        {"summary": {"traces": [], "pipeline_trajectories": None}},
+        "summary.traces is empty and summary.pipeline_trajectories is null",
+    ),
     # a workspace file generated as a variant: the source, and a SQLite source's table, are required
-    ({"synthesis": {"workspaces": {"w": [{"name": "x.csv"}]}}}, "synthesis.workspaces.w.0: 'from' is a required property"),
-    ({"synthesis": {"workspaces": {"w": [{"name": "Invoice.csv", "from": "chinook/Chinook_Sqlite.sqlite"}]}}},
-     "synthesis.workspaces.w.0: 'table' is a required property"),
-    ({"synthesis": {"workspaces": {"w": [{"name": "Invoice.txt", "from": "chinook/Chinook_Sqlite.sqlite", "table": "Invoice"}]}}},
-     "synthesis.workspaces.w.0.name: 'Invoice.txt' does not match"),
+    (
+        {"synthesis": {"workspaces": {"w": [{"name": "x.csv"}]}}},
+        "synthesis.workspaces.w.0: 'from' is a required property",
+    ),
+    (
+        {"synthesis": {"workspaces": {"w": [{"name": "Invoice.csv", "from": "chinook/Chinook_Sqlite.sqlite"}]}}},
+        "synthesis.workspaces.w.0: 'table' is a required property",
+    ),
+    (
+        {
+            "synthesis": {
+                "workspaces": {
+                    "w": [{"name": "Invoice.txt", "from": "chinook/Chinook_Sqlite.sqlite", "table": "Invoice"}]
+                }
+            }
+        },
+        "synthesis.workspaces.w.0.name: 'Invoice.txt' does not match",
+    ),
     # a list where a mapping is expected, and the other way round
     ({"stage1": [{"learning_rate": 1.0e-4}]}, "stage1: [{'learning_rate': 0.0001}] is not of type 'object'"),
-    ({"summary": {"traces": {"path": "case.txt", "family": "search"}}}, "summary.traces: {'family': 'search', 'path': 'case.txt'} is not of type 'array'"),
-]  # fmt: skip
+    (
+        {"summary": {"traces": {"path": "case.txt", "family": "search"}}},
+        "summary.traces: {'family': 'search', 'path': 'case.txt'} is not of type 'array'",
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +124,10 @@ def test_a_bad_path_is_one_line_before_any_job(workdir, overlay, message):
 def test_numbers_written_the_yaml_1_1_way_reach_the_rules_as_numbers(workdir, tmp_path):
     """`1e-4` is a string to PyYAML (YAML 1.1 floats need a dot); the dry run takes it as the number, and a real rule
     (`plan`, which formats the numbers it is given) gets numbers."""
-    overlay = ("stage1:\n  learning_rate: 1e-4\n  max_steps: 1e1\nsummary:\n  phases:\n"
-               "    - {dataset: multiturn, learning_rate: 5e-6}\nplan:\n  price_per_gpu_hour: 3.5e1\n  hours: {stage1: 1e1}\n")  # fmt: skip
+    overlay = (
+        "stage1:\n  learning_rate: 1e-4\n  max_steps: 1e1\nsummary:\n  phases:\n"
+        "    - {dataset: multiturn, learning_rate: 5e-6}\nplan:\n  price_per_gpu_hour: 3.5e1\n  hours: {stage1: 1e1}\n"
+    )
     assert isinstance(yaml.safe_load(overlay)["stage1"]["learning_rate"], str)
     (workdir / "numbers.yaml").write_text(overlay)
     snakemake(workdir, "-n", "all", "--configfile", "numbers.yaml")
@@ -98,7 +151,9 @@ def test_config_files_checked_by_hand_name_a_yaml_syntax_error(workdir):
     import sys
 
     def check(*files):
-        proc = subprocess.run([sys.executable, "-m", "darecipe.config", *files], cwd=workdir, capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "darecipe.config", *files], cwd=workdir, capture_output=True, text=True
+        )
         return proc.returncode, (proc.stdout + proc.stderr).strip()
 
     (workdir / "broken.yaml").write_text("stage1:\n  learning_rate: 1e-4\nstage2: {max_steps: 3\n")
@@ -106,11 +161,17 @@ def test_config_files_checked_by_hand_name_a_yaml_syntax_error(workdir):
     (workdir / "missing.yaml").write_text("domain_lora: {data: nowhere/finance_qa.jsonl}\n")
     (workdir / "fine.yaml").write_text("stage1:\n  learning_rate: 1e-4\n")
     assert check("config/config.yaml", "broken.yaml") == (
-        1, "Configuration error: broken.yaml:4:1: not valid YAML (expected ',' or '}', but got '<stream end>')")
+        1,
+        "Configuration error: broken.yaml:4:1: not valid YAML (expected ',' or '}', but got '<stream end>')",
+    )
     assert check("config/config.yaml", "empty.yaml") == (
-        1, "Configuration error: empty.yaml: must hold keys at the top level, not an empty file")
+        1,
+        "Configuration error: empty.yaml: must hold keys at the top level, not an empty file",
+    )
     assert check("config/config.yaml", "missing.yaml") == (
-        1, "Configuration error: config/config.yaml + missing.yaml: domain_lora.data: input file nowhere/finance_qa.jsonl does not exist")
+        1,
+        "Configuration error: config/config.yaml + missing.yaml: domain_lora.data: input file nowhere/finance_qa.jsonl does not exist",
+    )
     assert check("config/config.yaml", "fine.yaml") == (0, "config/config.yaml + fine.yaml: no configuration error")
 
 
@@ -145,18 +206,23 @@ def test_every_number_typed_key_takes_a_number_written_as_a_string(schema, confi
 
 
 def test_numbers_as_strings_inside_lists_maps_and_one_of(schema):
-    cfg = _filled(schema, """
+    cfg = _filled(
+        schema,
+        """
 stage1_data: {extra_sets: {math: {path: resources/examples/stage1/math.jsonl, limit: 1e3}}}
 plan: {teacher: {tokens: {distill: [1e3, 5]}}}
 llm: {limits: {requests_per_min: 3e3}, sampling: {temperature: 7e-1, max_tokens: 4e3, seed: 3}}
-""")
+""",
+    )
     assert cfg["stage1_data"]["extra_sets"]["math"]["limit"] == 1000
     assert cfg["plan"]["teacher"]["tokens"]["distill"] == [1000, 5]
     assert cfg["llm"]["limits"]["requests_per_min"] == 3000.0
     assert cfg["llm"]["sampling"] == {"temperature": 0.7, "max_tokens": 4000, "seed": 3}
-    for bad, message in [("stage1: {max_steps: 1.5e0}", "stage1.max_steps: '1.5e0' is not of type 'integer'"),
-                         ("stage1: {learning_rate: 1e-4x}", "stage1.learning_rate: '1e-4x' is not of type 'number'"),
-                         ("stage1: {learning_rate: -1e-4}", "stage1.learning_rate: -0.0001 is less than or equal")]:  # fmt: skip
+    for bad, message in [
+        ("stage1: {max_steps: 1.5e0}", "stage1.max_steps: '1.5e0' is not of type 'integer'"),
+        ("stage1: {learning_rate: 1e-4x}", "stage1.learning_rate: '1e-4x' is not of type 'number'"),
+        ("stage1: {learning_rate: -1e-4}", "stage1.learning_rate: -0.0001 is less than or equal"),
+    ]:
         with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
             _filled(schema, bad)
 
@@ -194,8 +260,14 @@ def test_named_paths_cover_the_embedded_default(schema):
     assert named["summary.traces[0].path"] == ("file", cfg["summary"]["traces"][0]["path"])
     assert named["domain_lora.data"] == ("file", cfg["domain_lora"]["data"])
     assert named["eval.dabstep.tasks"][0] == "file" and named["eval.data_root"] == ("dir", "resources/data")
-    assert {k for k in named if k.startswith("stage1_data.prompts.")} == {f"stage1_data.prompts.{n}" for n in cfg["stage1_data"]["prompts"]}
-    assert {k for k in named if k.startswith("judge.prompts.")} == {"judge.prompts.qa", "judge.prompts.datatask", "judge.prompts.openresearch"}
+    assert {k for k in named if k.startswith("stage1_data.prompts.")} == {
+        f"stage1_data.prompts.{n}" for n in cfg["stage1_data"]["prompts"]
+    }
+    assert {k for k in named if k.startswith("judge.prompts.")} == {
+        "judge.prompts.qa",
+        "judge.prompts.datatask",
+        "judge.prompts.openresearch",
+    }
     assert "eval.dabstep.context_dir" not in named  # null: not set
     # every named path of the embedded default exists (run from the repository root, as Snakemake does)
     import os

@@ -4,8 +4,8 @@ import subprocess
 import sys
 
 import yaml
-
 from conftest import REPO, copy_run
+
 from darecipe.config import load_schema, validate_config
 from darecipe.debug import mock_snakemake
 

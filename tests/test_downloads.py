@@ -13,7 +13,7 @@ from conftest import REPO, copy_repo, snakemake
 from darecipe.fetch import RAW_ROOT, fetch_hub, fetch_url
 from darecipe.io import InputError
 
-STUB = '''
+STUB = """
 import io, json, os, zipfile
 
 if os.environ.get("DARECIPE_FETCH_LOG"):
@@ -53,7 +53,7 @@ if os.environ.get("DARECIPE_FETCH_LOG"):
 
     huggingface_hub.snapshot_download = snapshot_download
     urllib.request.urlopen = urlopen
-'''
+"""
 
 
 def test_fetch_functions_pass_the_pinned_revision_and_check_the_sha256(tmp_path, darecipe_log):
@@ -66,8 +66,15 @@ def test_fetch_functions_pass_the_pinned_revision_and_check_the_sha256(tmp_path,
 
     said = darecipe_log
     sums = fetch_hub("org/data", "a" * 40, tmp_path / "hub", files=["a.json"], snapshot_download=snap)
-    assert calls == [{"repo_id": "org/data", "repo_type": "dataset", "revision": "a" * 40,
-                      "local_dir": str(tmp_path / "hub"), "allow_patterns": ["a.json"]}]  # fmt: skip
+    assert calls == [
+        {
+            "repo_id": "org/data",
+            "repo_type": "dataset",
+            "revision": "a" * 40,
+            "local_dir": str(tmp_path / "hub"),
+            "allow_patterns": ["a.json"],
+        }
+    ]
     assert list(sums) == ["a.json"] and not any(s.startswith("WARNING") for s in said)
     fetch_hub("org/data", None, tmp_path / "hub2", snapshot_download=snap)
     assert any("not a commit hash" in s for s in said)
@@ -103,8 +110,16 @@ def test_each_download_rule_fetches_what_the_paper_config_pins(tmp_path_factory,
     released = yaml.safe_load((REPO / "config/deepanalyze-8b-released.yaml").read_text())["data"]["released"]
     download_dir = "resources/data/released/DataScience-Instruct-500K"  # the schema's default
     targets = [f"{RAW_ROOT}/{name}" for name in paper["sources"]] + [download_dir, paper["base_model"]["path"]]
-    snakemake(work, "--cores", "2", *targets, "--configfile", "config/deepanalyze-8b.yaml",
-              "config/deepanalyze-8b-released.yaml", "--replace-workflow-config")  # fmt: skip
+    snakemake(
+        work,
+        "--cores",
+        "2",
+        *targets,
+        "--configfile",
+        "config/deepanalyze-8b.yaml",
+        "config/deepanalyze-8b-released.yaml",
+        "--replace-workflow-config",
+    )
 
     calls = [json.loads(line) for line in fetch_log.read_text().splitlines()]
     urls = {c["url"] for c in calls if c["kind"] == "url"}

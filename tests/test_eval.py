@@ -6,12 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO, copy_repo, copy_run, snakemake
 
-from darecipe.agent import run_agents, State
+from darecipe.agent import State, run_agents
 from darecipe.evaluation import aggregate, generated_text, overlaps, score, summary_markdown, wtq_denotation_match
 from darecipe.sandbox import SandboxLimits
-
-from conftest import REPO, copy_repo, copy_run, snakemake
 
 TASKS = {
     "right": {"id": "right", "source": "wikitq", "answer": "Italy", "meta": {"answer_list": ["Italy"], "canon": None}},
@@ -62,7 +61,13 @@ def test_each_trajectory_scores_as_written(scored):
     for name, (fmt, done, correct, rounds, blocks, ok) in expect.items():
         r = scored[name]
         assert (r["format_ok"], r["completed"], r["correct"], r["rounds"], r["code_blocks"], r["code_ok"]) == (
-            fmt, done, correct, rounds, blocks, ok), name  # fmt: skip
+            fmt,
+            done,
+            correct,
+            rounds,
+            blocks,
+            ok,
+        ), name
     assert scored["no_answer"]["answer"] is None
 
 
@@ -76,8 +81,11 @@ def test_aggregate_gives_the_expected_numbers(scored):
     assert m["code_blocks"] == 3 and m["code_success_rate"] == round(2 / 3, 6)
     tokens = [scored[n]["tokens"] for n in SCRIPT]
     assert m["tokens_per_task"] == round(sum(tokens) / 5, 6)
-    assert m["by_source"] == {"wikitq": {"tasks": 2, "accuracy": 0.5}, "finqa": {"tasks": 2, "accuracy": 0.5},
-                              "file": {"tasks": 1, "accuracy": 1.0}}  # fmt: skip
+    assert m["by_source"] == {
+        "wikitq": {"tasks": 2, "accuracy": 0.5},
+        "finqa": {"tasks": 2, "accuracy": 0.5},
+        "file": {"tasks": 1, "accuracy": 1.0},
+    }
 
 
 def test_tokens_exclude_the_environments_observations():
@@ -107,17 +115,30 @@ def test_wikitq_denotation_match(predicted, targets, canon, expected):
 
 
 def test_summary_table_has_a_row_per_stage():
-    row = {"tasks": 4, "accuracy": 0.5, "completion_rate": 1.0, "format_validity": 0.25, "avg_rounds": 2.0,
-           "code_success_rate": None, "tokens_per_task": 10.0}  # fmt: skip
+    row = {
+        "tasks": 4,
+        "accuracy": 0.5,
+        "completion_rate": 1.0,
+        "format_validity": 0.25,
+        "avg_rounds": 2.0,
+        "code_success_rate": None,
+        "tokens_per_task": 10.0,
+    }
     md = summary_markdown({"stage1": row, "stage3": row})
     lines = md.strip().splitlines()
     assert len(lines) == 4 and lines[2].startswith("| stage1 | 4 | 50.0 % | 100.0 % | 25.0 % | 2.0 | — |")
 
 
 def test_accuracy_by_source_follows_the_stage_table():
-    rows = [score(TASKS["right"], {"text": "<Analyze>x</Analyze><Answer>Italy</Answer>", "turns": 1, "exec_ok": 0,
-                                   "exec_total": 0}, 1e-3, 5),
-            score(TASKS["no_answer"], {"text": "<Analyze>x</Analyze>", "turns": 1, "exec_ok": 0, "exec_total": 0}, 1e-3, 3)]  # fmt: skip
+    rows = [
+        score(
+            TASKS["right"],
+            {"text": "<Analyze>x</Analyze><Answer>Italy</Answer>", "turns": 1, "exec_ok": 0, "exec_total": 0},
+            1e-3,
+            5,
+        ),
+        score(TASKS["no_answer"], {"text": "<Analyze>x</Analyze>", "turns": 1, "exec_ok": 0, "exec_total": 0}, 1e-3, 3),
+    ]
     md = summary_markdown({"stage2": aggregate(rows)})
     assert "| accuracy by source | wikitq | finqa |" in md and "| stage2 | 1/1 | 0/1 |" in md
 
@@ -125,8 +146,18 @@ def test_accuracy_by_source_follows_the_stage_table():
 def test_demo_screen_shows_stage3_steps_and_first_versus_last():
     from darecipe.demo_report import stage3_table
 
-    steps = [{"step": i, "rollouts": 4, "reward_mean": r, "reward_std": 0.5, "code_share": 0.75, "code_success_rate": 1.0,
-              "gate_share": 0.25} for i, r in enumerate([-1.0, 0.0, 0.5, 1.0], start=1)]  # fmt: skip
+    steps = [
+        {
+            "step": i,
+            "rollouts": 4,
+            "reward_mean": r,
+            "reward_std": 0.5,
+            "code_share": 0.75,
+            "code_success_rate": 1.0,
+            "gate_share": 0.25,
+        }
+        for i, r in enumerate([-1.0, 0.0, 0.5, 1.0], start=1)
+    ]
     lines = stage3_table(steps)
     assert "| 1 | 4 | -1.00 | 0.50 | 75 % | 100 % | 25 % |" in lines and lines[0] == "Stage 3 (GRPO) per step"
     assert lines[-1] == "mean reward, first 2 step(s): -0.500; last 2 step(s): 0.750"
@@ -136,10 +167,14 @@ def test_demo_screen_shows_stage3_steps_and_first_versus_last():
 
 
 def test_overlap_is_found_by_id_and_by_question_text(tmp_path):
-    tasks = [{"id": "nu-0", "question": "Which country had the most cyclists finish within the top 10?"},
-             {"id": "nu-1", "question": "How many people were murdered in 1940/41?"}]  # fmt: skip
+    tasks = [
+        {"id": "nu-0", "question": "Which country had the most cyclists finish within the top 10?"},
+        {"id": "nu-1", "question": "How many people were murdered in 1940/41?"},
+    ]
     clean = tmp_path / "clean.jsonl"
-    clean.write_text(json.dumps({"id": "nt-0", "messages": [{"role": "user", "content": "what is the capital?"}]}) + "\n")
+    clean.write_text(
+        json.dumps({"id": "nt-0", "messages": [{"role": "user", "content": "what is the capital?"}]}) + "\n"
+    )
     same_id = tmp_path / "same_id.jsonl"
     same_id.write_text(json.dumps({"id": "nu-1", "messages": [{"role": "user", "content": "x"}]}) + "\n")
     same_text = tmp_path / "same_text.jsonl"
@@ -158,8 +193,15 @@ def test_stage1_pool_excludes_heldout_tasks_even_when_the_whole_file_is_used(tmp
     work = copy_repo(tmp_path / "work")
     overlay = tmp_path / "all.yaml"
     overlay.write_text("stage1_data: {finqa: {limit: null}, tatqa: {limit: null}}\n")
-    snakemake(work, "--cores", "1", "results/data/stage1/tasks/tableqa.jsonl", "--configfile", "config/config.yaml",
-              str(overlay))  # fmt: skip
+    snakemake(
+        work,
+        "--cores",
+        "1",
+        "results/data/stage1/tasks/tableqa.jsonl",
+        "--configfile",
+        "config/config.yaml",
+        str(overlay),
+    )
     pool = [json.loads(line) for line in (work / "results/data/stage1/tasks/tableqa.jsonl").read_text().splitlines()]
     held = [json.loads(line) for line in (REPO / "resources/eval/heldout.jsonl").read_text().splitlines()]
     held_ids = {h["id"] for h in held if h["source"] in ("finqa", "tatqa")}
@@ -214,9 +256,12 @@ def test_eval_through_a_model_server_started_and_stopped_by_the_job(demo_run, tm
     copy_run(demo_run["dir"], work)
     answer = "<Analyze>Read the table.</Analyze><Answer>Italy</Answer>"
     command = [sys.executable, "-m", "darecipe.testserver", "--port", "{port}", "--completion", answer]
-    (work / "server.yaml").write_text(yaml.safe_dump({"eval": {"backend": "vllm", "server": {"command": command,
-                                                                                          "startup_timeout_s": 60}}}))  # fmt: skip
-    snakemake(work, "--cores", "1", "results/eval/stage3/eval.json", "--configfile", "config/config.yaml", "server.yaml")
+    (work / "server.yaml").write_text(
+        yaml.safe_dump({"eval": {"backend": "vllm", "server": {"command": command, "startup_timeout_s": 60}}})
+    )
+    snakemake(
+        work, "--cores", "1", "results/eval/stage3/eval.json", "--configfile", "config/config.yaml", "server.yaml"
+    )
     m = json.loads((work / "results/eval/stage3/eval.json").read_text())
     assert m["backend"] == "vllm" and m["completion_rate"] == 1.0 and m["format_validity"] == 1.0
     tasks = [json.loads(line) for line in (work / "results/eval/tasks.jsonl").read_text().splitlines()]
@@ -226,8 +271,10 @@ def test_eval_through_a_model_server_started_and_stopped_by_the_job(demo_run, tm
     assert "model server ready at http://127.0.0.1:" in log
     port = int(log.split("model server ready at http://127.0.0.1:")[1].split("/")[0])
     # stopped after the job: nothing listens on its port any more
-    probe = subprocess.run([sys.executable, "-c", f"import socket; socket.create_connection(('127.0.0.1', {port}), 1)"],
-                           capture_output=True)  # fmt: skip
+    probe = subprocess.run(
+        [sys.executable, "-c", f"import socket; socket.create_connection(('127.0.0.1', {port}), 1)"],
+        capture_output=True,
+    )
     assert probe.returncode != 0
 
 
@@ -247,7 +294,10 @@ def test_every_stage_is_evaluated_and_tabulated(demo_run):
         lines = (work / f"results/eval/{stage}/trajectories.jsonl").read_text().splitlines()
         assert m["tasks"] == len(lines) == n_tasks > 0
         rows = [json.loads(line) for line in lines]
-        assert m == {**m, **aggregate([{k: r[k] for k in r if k not in ("stop", "prompt", "trajectory")} for r in rows])}
+        assert m == {
+            **m,
+            **aggregate([{k: r[k] for k in r if k not in ("stop", "prompt", "trajectory")} for r in rows]),
+        }
         row = next(line for line in table.splitlines() if line.startswith(f"| {stage} |"))
         assert f"| {100 * m['accuracy']:.1f} % |" in row and f"| {m['tasks']} |" in row
     assert "dabstep: 2 held-out tasks skipped" in table  # said, not hidden
@@ -291,8 +341,12 @@ def test_domain_lora_is_merged_loads_and_is_evaluated(demo_run):
 
 @pytest.mark.pipeline
 def test_demo_ends_with_a_one_screen_summary(demo_run):
-    proc = subprocess.run([sys.executable, "-m", "darecipe.demo_report", "--root", str(demo_run["dir"])],
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "darecipe.demo_report", "--root", str(demo_run["dir"])],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     text = proc.stdout
     assert len(text.splitlines()) < 45
     assert "| stage3 | " in text and "domain_merged" in text and "(not built)" not in text
@@ -305,7 +359,9 @@ def test_dabstep_tasks_are_used_when_their_context_files_are_given(tmp_path):
     from darecipe.evaluation import load_heldout
     from darecipe.io import Rejects
 
-    cfg = validate_config(yaml.safe_load((REPO / "config/config.yaml").read_text()), load_schema(REPO / "config/schema.yaml"))
+    cfg = validate_config(
+        yaml.safe_load((REPO / "config/config.yaml").read_text()), load_schema(REPO / "config/schema.yaml")
+    )
     ev = json.loads(json.dumps(cfg["eval"]))
     for key in ("heldout", "file_tasks", "finqa", "tatqa", "data_root"):
         ev[key] = str(REPO / ev[key])

@@ -1,8 +1,8 @@
-"""Acceptance: `snakemake --lint` and `snakefmt --check` pass."""
-
-from conftest import BIN, REPO, snakemake
+"""Acceptance: `snakemake --lint`, `snakefmt --check`, `ruff check` and `ruff format --check` pass (what `make lint` runs)."""
 
 import subprocess
+
+from conftest import BIN, REPO, snakemake
 
 
 def test_snakemake_lint_is_clean():
@@ -11,5 +11,17 @@ def test_snakemake_lint_is_clean():
 
 
 def test_snakefmt_check_passes():
-    proc = subprocess.run([str(BIN / "snakefmt"), "--check", "Snakefile", "rules"], cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(BIN / "snakefmt"), "--check", "Snakefile", "rules"], cwd=REPO, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_ruff_check_passes():
+    proc = subprocess.run([str(BIN / "ruff"), "check", "."], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_ruff_format_check_passes():
+    proc = subprocess.run([str(BIN / "ruff"), "format", "--check", "."], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr

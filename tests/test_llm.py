@@ -16,8 +16,18 @@ def api_key(monkeypatch):
 
 
 def settings(server, **kw):
-    base = dict(backend="openai", model="teacher", base_url=server.base_url, api_key_env=KEY_ENV, max_in_flight=4,
-                timeout_s=1.0, max_retries=2, backoff_s=0.01, backoff_max_s=0.05, sampling={"temperature": 0.5})  # fmt: skip
+    base = dict(
+        backend="openai",
+        model="teacher",
+        base_url=server.base_url,
+        api_key_env=KEY_ENV,
+        max_in_flight=4,
+        timeout_s=1.0,
+        max_retries=2,
+        backoff_s=0.01,
+        backoff_max_s=0.05,
+        sampling={"temperature": 0.5},
+    )
     return LLMSettings(**{**base, **kw})
 
 
@@ -39,7 +49,9 @@ def test_each_fault_is_retried_then_answered(fault):
         return fault if n == 1 else None
 
     with FakeOpenAI(fault_plan=plan) as server:
-        results, totals = run_requests(settings(server, max_in_flight=1), requests(1), ResponseCache(None), progress=False)
+        results, totals = run_requests(
+            settings(server, max_in_flight=1), requests(1), ResponseCache(None), progress=False
+        )
     assert results[0].text == "reply to: question 0"
     assert results[0].attempts == 2 and totals.retries == 1 and totals.failed == 0
     assert server.requests == 2 and server.faults_sent[fault] == 1
@@ -54,7 +66,9 @@ def test_a_request_that_keeps_failing_gets_an_error_not_an_exception():
 
 def test_results_come_back_in_input_order_with_usage():
     with FakeOpenAI(latency_s=0.01) as server:
-        results, totals = run_requests(settings(server, max_in_flight=8), requests(20), ResponseCache(None), progress=False)
+        results, totals = run_requests(
+            settings(server, max_in_flight=8), requests(20), ResponseCache(None), progress=False
+        )
     assert [r.id for r in results] == [f"r{i}" for i in range(20)]
     assert totals.completion_tokens == sum(len(r.text.split()) for r in results) and totals.responses == 20
 

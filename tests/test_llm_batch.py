@@ -35,9 +35,18 @@ def api_key(monkeypatch):
 
 
 def settings(server, **kw):
-    base = dict(backend="openai", model="teacher", base_url=server.base_url, api_key_env=KEY_ENV, mode="batch",
-                max_retries=2, backoff_s=0.01, backoff_max_s=0.05, sampling={"temperature": 0.5},
-                batch=BatchSettings(poll_s=0.05))  # fmt: skip
+    base = dict(
+        backend="openai",
+        model="teacher",
+        base_url=server.base_url,
+        api_key_env=KEY_ENV,
+        mode="batch",
+        max_retries=2,
+        backoff_s=0.01,
+        backoff_max_s=0.05,
+        sampling={"temperature": 0.5},
+        batch=BatchSettings(poll_s=0.05),
+    )
     return LLMSettings(**{**base, **kw})
 
 
@@ -70,16 +79,28 @@ def test_ten_thousand_requests_kill_9_while_polling_then_rerun_submits_nothing_t
         assert created(journal) == 3 and len(server.batches) == 3  # 10,000 requests in files of at most 4,000
         assert sum(server.batch_requests.values()) == 10000 and not (tmp_path / "a.json").exists()
         server.batch_hold.clear()
-        rerun = subprocess.run([sys.executable, client, server.base_url, cache, tmp_path / "a.json", "10000"], env=env,
-                               capture_output=True, text=True, timeout=300)  # fmt: skip
+        rerun = subprocess.run(
+            [sys.executable, client, server.base_url, cache, tmp_path / "a.json", "10000"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert rerun.returncode == 0, rerun.stderr
         assert len(server.batches) == 3  # the rerun resumed polling the same three batches
         assert len(server.batch_requests) == 10000 and set(server.batch_requests.values()) == {1}
         assert server.requests == 0  # and sent nothing online
     with FakeOpenAI() as server:  # an uninterrupted run, for comparison
-        subprocess.run([sys.executable, client, server.base_url, tmp_path / "b" / "0.jsonl", tmp_path / "b.json",
-                        "10000"], env=env, check=True, timeout=300)  # fmt: skip
-    interrupted, uninterrupted = json.loads((tmp_path / "a.json").read_text()), json.loads((tmp_path / "b.json").read_text())
+        subprocess.run(
+            [sys.executable, client, server.base_url, tmp_path / "b" / "0.jsonl", tmp_path / "b.json", "10000"],
+            env=env,
+            check=True,
+            timeout=300,
+        )
+    interrupted, uninterrupted = (
+        json.loads((tmp_path / "a.json").read_text()),
+        json.loads((tmp_path / "b.json").read_text()),
+    )
     assert interrupted == uninterrupted and all(r[1] == f"reply to: question {i}" for i, r in enumerate(interrupted))
     assert len(ResponseCache(cache).entries) == 10000
     assert not any(p.suffix == ".jsonl" for p in (tmp_path / "cache" / "0.batches").iterdir())  # inputs removed
@@ -97,10 +118,18 @@ def test_failed_and_expired_lines_go_into_the_next_batch_refused_lines_are_final
             return 500  # transient: the next batch answers it
         return None
 
-    with FakeOpenAI(batch_line_plan=line_plan, batch_status_plan=lambda n: "expired" if n == 1 else "completed") as server:
-        s = settings(server, batch=BatchSettings(max_requests=30, poll_s=0.05), price_input_per_mtok=2.0,
-                     price_output_per_mtok=8.0)  # fmt: skip
-        results, totals = run_requests(s, requests(60), ResponseCache(tmp_path / "c.jsonl"), progress=False, batch_ok=True)
+    with FakeOpenAI(
+        batch_line_plan=line_plan, batch_status_plan=lambda n: "expired" if n == 1 else "completed"
+    ) as server:
+        s = settings(
+            server,
+            batch=BatchSettings(max_requests=30, poll_s=0.05),
+            price_input_per_mtok=2.0,
+            price_output_per_mtok=8.0,
+        )
+        results, totals = run_requests(
+            s, requests(60), ResponseCache(tmp_path / "c.jsonl"), progress=False, batch_ok=True
+        )
     refused = [r for r in results if r.error]
     assert [r.id for r in refused] == [f"r{i}" for i in range(60) if i % 10 == 7]
     assert all(r.error.startswith("teacher request refused, HTTP 400") and not r.retryable for r in refused)
@@ -120,11 +149,15 @@ def test_failed_and_expired_lines_go_into_the_next_batch_refused_lines_are_final
 def test_requests_no_batch_answers_go_online_or_count_as_unanswered(tmp_path):
     with FakeOpenAI(batch_status_plan=lambda n: "failed") as server:
         s = settings(server, batch=BatchSettings(poll_s=0.05, max_rounds=2, leftovers="online"))
-        results, totals = run_requests(s, requests(5), ResponseCache(tmp_path / "a.jsonl"), progress=False, batch_ok=True)
+        results, totals = run_requests(
+            s, requests(5), ResponseCache(tmp_path / "a.jsonl"), progress=False, batch_ok=True
+        )
         assert [r.text for r in results] == [f"reply to: question {i}" for i in range(5)]
         assert len(server.batches) == 2 and server.requests == 5 and not any(r.batch for r in results)
         s = settings(server, batch=BatchSettings(poll_s=0.05, max_rounds=1, leftovers="missing"))
-        results, totals = run_requests(s, requests(5), ResponseCache(tmp_path / "b.jsonl"), progress=False, batch_ok=True)
+        results, totals = run_requests(
+            s, requests(5), ResponseCache(tmp_path / "b.jsonl"), progress=False, batch_ok=True
+        )
     assert all(r.retryable and "batch failed: the batch failed" in r.error for r in results) and totals.missing == 5
 
 
@@ -163,23 +196,56 @@ def test_input_files_are_split_at_the_provider_limits():
 def test_local_run_batch_through_the_rendered_command_keeps_a_killed_runs_output(tmp_path, darecipe_log):
     model_dir = tmp_path / "weights"
     model_dir.mkdir()
-    cmd = [*STANDIN, "run-batch", "-i", "{input}", "-o", "{output}", "--model", "{model}", "--served-model-name",
-           "{name}", "--tensor-parallel-size", "{gpus}"]  # fmt: skip
-    s = LLMSettings(backend="vllm", model="teacher", mode="batch", sampling={"temperature": 0.5},
-                    local=LocalTeacher(model=str(model_dir), gpus=2, run_batch_command=tuple(cmd)))  # fmt: skip
+    cmd = [
+        *STANDIN,
+        "run-batch",
+        "-i",
+        "{input}",
+        "-o",
+        "{output}",
+        "--model",
+        "{model}",
+        "--served-model-name",
+        "{name}",
+        "--tensor-parallel-size",
+        "{gpus}",
+    ]
+    s = LLMSettings(
+        backend="vllm",
+        model="teacher",
+        mode="batch",
+        sampling={"temperature": 0.5},
+        local=LocalTeacher(model=str(model_dir), gpus=2, run_batch_command=tuple(cmd)),
+    )
     reqs = requests(6)
     cache_path = tmp_path / "cache" / "0.jsonl"
     # What a run killed midway leaves: the output of its first two requests, the third cut short.
     (tmp_path / "cache" / "0.batches").mkdir(parents=True)
-    done = [{"custom_id": request_key(s.model, s.sampling, r.messages), "response": {"status_code": 200, "body": {
-        "choices": [{"message": {"content": f"earlier answer {i}"}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 2, "completion_tokens": 3}}}, "error": None} for i, r in enumerate(reqs[:2])]  # fmt: skip
+    done = [
+        {
+            "custom_id": request_key(s.model, s.sampling, r.messages),
+            "response": {
+                "status_code": 200,
+                "body": {
+                    "choices": [{"message": {"content": f"earlier answer {i}"}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 2, "completion_tokens": 3},
+                },
+            },
+            "error": None,
+        }
+        for i, r in enumerate(reqs[:2])
+    ]
     (tmp_path / "cache" / "0.batches" / "local-x.out.jsonl").write_text(
-        "".join(json.dumps(d) + "\n" for d in done) + '{"custom_id": "cut sh')
+        "".join(json.dumps(d) + "\n" for d in done) + '{"custom_id": "cut sh'
+    )
     lines = darecipe_log
     results, totals = run_requests(s, reqs, ResponseCache(cache_path), progress=False, batch_ok=True)
-    assert [r.text for r in results] == ["earlier answer 0", "earlier answer 1"] + [f"reply to: question {i}" for i in range(2, 6)]
-    assert totals.batch_requests == 4 and any("4 requests through" in line and "--tensor-parallel-size 2" in line for line in lines)
+    assert [r.text for r in results] == ["earlier answer 0", "earlier answer 1"] + [
+        f"reply to: question {i}" for i in range(2, 6)
+    ]
+    assert totals.batch_requests == 4 and any(
+        "4 requests through" in line and "--tensor-parallel-size 2" in line for line in lines
+    )
     assert not list((tmp_path / "cache" / "0.batches").glob("*.jsonl"))  # inputs and outputs cleaned up
 
     # The served name is part of the command: a request for another model is refused by the (stand-in) server.

@@ -5,14 +5,13 @@ import json
 from pathlib import Path
 
 import yaml
+from conftest import REPO
 from swift.arguments import SftArguments
 from swift.utils import parse_args
 
 from darecipe.chat import read_format
 from darecipe.config import load_schema, validate_config
 from darecipe.swift_args import sft_args
-
-from conftest import REPO
 
 RESPONSE = (
     "<Analyze>Load the table.</Analyze><Code>```python\nprint(6*7)\n```</Code>"
@@ -24,8 +23,9 @@ RESPONSE = (
 def stage2_template(model: Path):
     cfg = {"stage2": yaml.safe_load((REPO / "config/config.yaml").read_text())["stage2"]}
     validate_config(cfg, load_schema(REPO / "config/schema.yaml"))
-    argv = sft_args(cfg["stage2"], model, [Path("unused.jsonl")], Path("unused-out"), mask_execute=True,
-                    chat=read_format(model))
+    argv = sft_args(
+        cfg["stage2"], model, [Path("unused.jsonl")], Path("unused-out"), mask_execute=True, chat=read_format(model)
+    )
     args, remaining = parse_args(SftArguments, argv)
     assert not remaining
     template = args.get_template()
@@ -36,7 +36,9 @@ def stage2_template(model: Path):
 def test_execute_spans_are_masked_and_nothing_else(tiny_vocab):
     ids_of = json.loads((tiny_vocab / "tags.json").read_text())
     template = stage2_template(tiny_vocab)
-    enc = template.encode({"messages": [{"role": "user", "content": "# Instruction\nQ"}, {"role": "assistant", "content": RESPONSE}]})
+    enc = template.encode(
+        {"messages": [{"role": "user", "content": "# Instruction\nQ"}, {"role": "assistant", "content": RESPONSE}]}
+    )
     input_ids, labels = enc["input_ids"], enc["labels"]
     tok = template.tokenizer
     im_start, im_end = tok.convert_tokens_to_ids("<|im_start|>"), tok.convert_tokens_to_ids("<|im_end|>")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO
 from swift.arguments import ExportArguments, RLHFArguments, SftArguments
 from transformers import HfArgumentParser
 
@@ -16,12 +17,11 @@ from darecipe.chat import resolve_format
 from darecipe.config import load_schema, validate_config
 from darecipe.swift_args import export_args, grpo_args, sft_args
 
-from conftest import REPO
-
 
 def paper():
-    return validate_config(yaml.safe_load((REPO / "config/deepanalyze-8b.yaml").read_text()),
-                           load_schema(REPO / "config/schema.yaml"))  # fmt: skip
+    return validate_config(
+        yaml.safe_load((REPO / "config/deepanalyze-8b.yaml").read_text()), load_schema(REPO / "config/schema.yaml")
+    )
 
 
 def commands():
@@ -32,10 +32,12 @@ def commands():
         "stage1": (SftArguments, sft_args(cfg["stage1"], model, data, out, mask_execute=False, chat=chat)),
         "stage2": (SftArguments, sft_args(cfg["stage2"], model, data, out, mask_execute=True, chat=chat)),
         "stage3": (RLHFArguments, grpo_args(cfg["stage3"], model, data[0], out, chat)),
-        "domain_lora": (SftArguments, sft_args(cfg["domain_lora"], model, data, out,
-                                               mask_execute=cfg["domain_lora"]["mask_execute"], chat=chat)),
+        "domain_lora": (
+            SftArguments,
+            sft_args(cfg["domain_lora"], model, data, out, mask_execute=cfg["domain_lora"]["mask_execute"], chat=chat),
+        ),
         "merge_domain_lora": (ExportArguments, export_args(Path("ADAPTER"), model, out)),
-    }  # fmt: skip
+    }
     for i, phase in enumerate(cfg["summary"]["phases"], 1):
         cmds[f"summary_phase{i}"] = (SftArguments, sft_args(phase, model, data, out, mask_execute=False, chat=chat))
     return cmds
@@ -102,9 +104,17 @@ def skyrl_overrides() -> list[str]:
 
     cfg = paper()
     chat = resolve_format(cfg["base_model"], Path(cfg["base_model"]["path"]))
-    argv = stage3_command("skyrl", {**cfg["stage3"], "backend": "skyrl"}, Path("MODEL"), Path("train.jsonl"),
-                          [Path("qa.parquet")], Path("OUT"), [151676, 151645],
-                          {"workspace_root": "WORKSPACES", "sandbox": cfg["sandbox"]}, chat)  # fmt: skip
+    argv = stage3_command(
+        "skyrl",
+        {**cfg["stage3"], "backend": "skyrl"},
+        Path("MODEL"),
+        Path("train.jsonl"),
+        [Path("qa.parquet")],
+        Path("OUT"),
+        [151676, 151645],
+        {"workspace_root": "WORKSPACES", "sandbox": cfg["sandbox"]},
+        chat,
+    )
     return argv[argv.index("darecipe.skyrl_main") + 1 :]
 
 
@@ -119,4 +129,6 @@ def test_skyrl_train_accepts_every_override_of_the_paper_command(tmp_path):
         assert c.generator.n_samples_per_prompt == 5 and c.generator.max_turns == 30
         # the check is real: a misspelt key is refused, as skyrl-train's own Hydra entry point refuses it
         with pytest.raises(Exception, match="use_conversation_multi_turns"):
-            compose(config_name="ppo_base_config", overrides=[*overrides, "generator.use_conversation_multi_turns=false"])
+            compose(
+                config_name="ppo_base_config", overrides=[*overrides, "generator.use_conversation_multi_turns=false"]
+            )

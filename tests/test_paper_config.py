@@ -22,7 +22,10 @@ def test_paper_config_alone_builds_the_full_dag():
     assert counts["download_source"] == 6
     # SKGInstruct and the five AM-DeepSeek-R1-0528-Distilled subsets, not the demo's two example files
     assert counts["stage1_extra_set"] == 6
-    assert counts["synth_category"] == 12 and counts["train_stage1"] == counts["train_stage2"] == counts["train_stage3"] == 1
+    assert (
+        counts["synth_category"] == 12
+        and counts["train_stage1"] == counts["train_stage2"] == counts["train_stage3"] == 1
+    )
 
 
 def test_synthesis_at_paper_scale_is_hundreds_of_jobs_listed_before_anything_runs():
@@ -30,8 +33,10 @@ def test_synthesis_at_paper_scale_is_hundreds_of_jobs_listed_before_anything_run
     counts = _dry(*PAPER)
     # 69 BIRD databases become workspaces by rule, next to the 4 shipped ones
     assert counts["synth_workspace"] == 4 + len(cfg["sqlite_dirs"]["bird"]["databases"])
-    pairs = sum(len(v) - 1 + len(cfg["sqlite_dirs"]["bird"]["databases"]) if "bird:*" in v else len(v)
-                for v in cfg["categories"].values())  # fmt: skip
+    pairs = sum(
+        len(v) - 1 + len(cfg["sqlite_dirs"]["bird"]["databases"]) if "bird:*" in v else len(v)
+        for v in cfg["categories"].values()
+    )
     per_pair = -(-(cfg["sft_per_workspace"] + cfg["rl_per_workspace"]) // cfg["tasks_per_job"])
     assert counts["synth_shard"] == pairs * per_pair >= 100
     assert pairs * cfg["sft_per_workspace"] >= 26_202  # trajectories asked, at least what the release kept

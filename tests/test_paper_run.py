@@ -4,14 +4,12 @@ teacher and the judge answered over HTTP by the project's test server (recorded 
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO, copy_repo, job_counts, snakemake
 
 from darecipe.testserver import FakeOpenAI, recorded_reply
-
-from conftest import REPO, copy_repo, job_counts, snakemake
 
 OVERLAY = REPO / "config/test/paper-cpu.yaml"
 STAGES = ("stage1", "stage2", "stage3")
@@ -33,16 +31,35 @@ ALLOWED = {
     "synthesis.rl_per_workspace": "record limit",
     "synthesis.sqlite_dirs.bird.databases": "record limit (which BIRD databases become workspaces)",
     "synthesis.sqlite_dirs.bird.path": "data location: a local copy instead of the download",
-    "stage1_data.wikitq.tsv": "data location", "stage1_data.wikitq.root": "data location",
-    "stage1_data.finqa.path": "data location", "stage1_data.tatqa.path": "data location",
-    **{f"stage1_data.extra_sets.{name}.{k}": "data location: a local copy in the messages format"
-       for name in ("SKGInstruct", "math", "code", "science", "instruction_following", "other") for k in ("path", "format")},
-    **{f"{s}.{k}": "hardware" for s in STAGES for k in ("gpus", "torch_dtype", "deepspeed", "attn_impl",
-                                                          "use_liger_kernel", "use_vllm", "dataloader_num_workers")},
+    "stage1_data.wikitq.tsv": "data location",
+    "stage1_data.wikitq.root": "data location",
+    "stage1_data.finqa.path": "data location",
+    "stage1_data.tatqa.path": "data location",
+    **{
+        f"stage1_data.extra_sets.{name}.{k}": "data location: a local copy in the messages format"
+        for name in ("SKGInstruct", "math", "code", "science", "instruction_following", "other")
+        for k in ("path", "format")
+    },
+    **{
+        f"{s}.{k}": "hardware"
+        for s in STAGES
+        for k in (
+            "gpus",
+            "torch_dtype",
+            "deepspeed",
+            "attn_impl",
+            "use_liger_kernel",
+            "use_vllm",
+            "dataloader_num_workers",
+        )
+    },
     **{f"{s}.packing": "packing needs FlashAttention (a GPU)" for s in ("stage1", "stage2")},
-    **{f"{s}.{k}": "size" for s in STAGES for k in ("per_device_train_batch_size", "gradient_accumulation_steps",
-                                                      "max_steps")},
-}  # fmt: skip
+    **{
+        f"{s}.{k}": "size"
+        for s in STAGES
+        for k in ("per_device_train_batch_size", "gradient_accumulation_steps", "max_steps")
+    },
+}
 
 
 def leaf_keys(d: dict, prefix: str = "") -> set[str]:
@@ -69,11 +86,17 @@ def paper_run(tmp_path_factory):
     work = copy_repo(tmp_path_factory.mktemp("paper"))
     with FakeOpenAI(reply=recorded_reply(str(REPO / "resources/recordings"))) as server:
         endpoints = work / "endpoints.yaml"
-        endpoints.write_text(yaml.safe_dump({"llm": {"base_url": server.base_url},
-                                             "judge": {"base_url": server.base_url}}))  # fmt: skip
+        endpoints.write_text(
+            yaml.safe_dump({"llm": {"base_url": server.base_url}, "judge": {"base_url": server.base_url}})
+        )
         assert leaf_keys(yaml.safe_load(endpoints.read_text())) <= set(ALLOWED)
-        args = ["--replace-workflow-config", "--configfile", "config/deepanalyze-8b.yaml",
-                "config/test/paper-cpu.yaml", str(endpoints)]  # fmt: skip
+        args = [
+            "--replace-workflow-config",
+            "--configfile",
+            "config/deepanalyze-8b.yaml",
+            "config/test/paper-cpu.yaml",
+            str(endpoints),
+        ]
         os.environ.setdefault("OPENAI_API_KEY", "sk-test-not-a-real-key")
         dry = snakemake(work, "-n", "stage3_checkpoint", *args)
         run = snakemake(work, "--cores", "2", "stage3_checkpoint", *args, timeout=2400)
@@ -115,10 +138,19 @@ def test_stage3_runs_with_the_papers_turns_lengths_and_judge(paper_run):
     work = paper_run["dir"]
     log = (work / "logs/train_stage3.log").read_text()
     assert "judge gpt-4.1 (openai" in log  # on, with the paper's judge model
-    assert any(m["content"].startswith("Reply with the JSON") for b in paper_run["bodies"] for m in b.get("messages", []))
+    assert any(
+        m["content"].startswith("Reply with the JSON") for b in paper_run["bodies"] for m in b.get("messages", [])
+    )
     command = next((work / "results/runs/stage3").glob("*/command.sh")).read_text()
-    for flag in ("--max_turns 30", "--num_generations 5", "--max_completion_length 8192", "--temperature 1.0",
-                 "--beta 0.0", "--max_length 8000", "--learning_rate 5e-07"):  # fmt: skip
+    for flag in (
+        "--max_turns 30",
+        "--num_generations 5",
+        "--max_completion_length 8192",
+        "--temperature 1.0",
+        "--beta 0.0",
+        "--max_length 8000",
+        "--learning_rate 5e-07",
+    ):
         assert flag in command, flag
     rollouts = [json.loads(line) for line in next((work / "results/runs/stage3").glob("*/rollouts.jsonl")).open()]
     assert len(rollouts) == 5

@@ -1,29 +1,54 @@
 """The embedded default, run for real from a clean copy of the repository (Snakemake + ms-swift on CPU)."""
 
 import json
-import re
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import copy_run, job_counts, snakemake
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from darecipe.tags import TAGS
 
-from conftest import copy_run, job_counts, snakemake
-
 pytestmark = pytest.mark.pipeline
 
 EVERY_JOB = {
-    "build_gguf_model", "extend_vocab", "stage1_tasks", "stage1_synth", "stage1_merge_set", "stage1_extra_set", "stage1_set_tokens", "stage1_mix", "reasoning_release",
-    "synth_workspace", "synth_shard", "synth_category", "interaction_release", "rl_sets", "stage2_data",
-    "stage3_dataset", "train_stage1",
-    "train_stage2", "train_stage3", "train_domain_lora", "merge_domain_lora", "eval_tasks", "eval_model",
-    "eval_summary", "report_plots", "all",
-    "summary_samples", "summary_llm", "summary_sets", "summary_stats", "train_summary_phase", "summary_sft_eval",
-}  # fmt: skip
+    "build_gguf_model",
+    "extend_vocab",
+    "stage1_tasks",
+    "stage1_synth",
+    "stage1_merge_set",
+    "stage1_extra_set",
+    "stage1_set_tokens",
+    "stage1_mix",
+    "reasoning_release",
+    "synth_workspace",
+    "synth_shard",
+    "synth_category",
+    "interaction_release",
+    "rl_sets",
+    "stage2_data",
+    "stage3_dataset",
+    "train_stage1",
+    "train_stage2",
+    "train_stage3",
+    "train_domain_lora",
+    "merge_domain_lora",
+    "eval_tasks",
+    "eval_model",
+    "eval_summary",
+    "report_plots",
+    "all",
+    "summary_samples",
+    "summary_llm",
+    "summary_sets",
+    "summary_stats",
+    "train_summary_phase",
+    "summary_sft_eval",
+}
 
 
 def test_fresh_dry_run_lists_every_job(demo_run):
@@ -115,9 +140,19 @@ def test_stage1_data_from_the_recorded_teacher(demo_run):
 
     work = demo_run["dir"]
     names = sorted(p.name for p in (work / "results/data/reasoning").glob("*.json"))
-    assert names == sorted(["SKGInstruct_3.json", "TableGPT_3.json", "TableQA_distillation_10.json",
-                            "TableQA_refinement_10.json", "file_any_1.json", "file_csv_1.json",
-                            "file_database_1.json", "file_xlsx_1.json", "math_3.json"])  # fmt: skip
+    assert names == sorted(
+        [
+            "SKGInstruct_3.json",
+            "TableGPT_3.json",
+            "TableQA_distillation_10.json",
+            "TableQA_refinement_10.json",
+            "file_any_1.json",
+            "file_csv_1.json",
+            "file_database_1.json",
+            "file_xlsx_1.json",
+            "math_3.json",
+        ]
+    )
     tasks = {}
     for kind in ("tableqa", "file"):
         for line in (work / f"results/data/stage1/tasks/{kind}.jsonl").read_text().splitlines():
@@ -187,8 +222,11 @@ def test_stage2_and_stage3_data_come_from_synthesis(demo_run):
             continue
         for line in path.read_text().splitlines():
             rec = json.loads(line)
-            n, mismatches = rerun_blocks(rec["messages"][-1]["content"],
-                                         work / "results/data/synthesis/workspaces" / rec["workspace"], SandboxLimits())  # fmt: skip
+            n, mismatches = rerun_blocks(
+                rec["messages"][-1]["content"],
+                work / "results/data/synthesis/workspaces" / rec["workspace"],
+                SandboxLimits(),
+            )
             assert not mismatches, (rec["id"], mismatches)
             compared += n
     print(f"re-ran and compared {compared} code blocks")
@@ -233,8 +271,16 @@ def test_stage3_with_a_judge_on_the_local_test_server(demo_run, tmp_path, monkey
 
     with FakeOpenAI(reply=verdict) as server:
         # one GRPO step is enough to see every rollout judged (the demo's stage 3 has already run in full)
-        overlay = {"judge": {"backend": "openai", "model": "judge", "base_url": server.base_url,
-                             "api_key_env": "DARECIPE_TEST_KEY", "max_retries": 0}, "stage3": {"max_steps": 1}}  # fmt: skip
+        overlay = {
+            "judge": {
+                "backend": "openai",
+                "model": "judge",
+                "base_url": server.base_url,
+                "api_key_env": "DARECIPE_TEST_KEY",
+                "max_retries": 0,
+            },
+            "stage3": {"max_steps": 1},
+        }
         (work / "judge.yaml").write_text(yaml.safe_dump(overlay))
         proc = snakemake(work, "stage3_checkpoint", "--cores", "2", "--configfile", "config/config.yaml", "judge.yaml")
         assert set(job_counts(proc.stdout + proc.stderr)) == {"train_stage3", "stage3_checkpoint"}
@@ -247,4 +293,7 @@ def test_stage3_with_a_judge_on_the_local_test_server(demo_run, tmp_path, monkey
     assert calls == 1 + sum(r["judge_requests"] for r in rollouts)
     assert all(bool(r["judge"]) == (r["gate"] is None) for r in rollouts)
     assert all(r["judge_identity"]["prompts"]["qa"].startswith("judge_qa.v2.txt@") for r in rollouts)
-    assert "scores the answers; reward = docs/recipe.md §6 with the judge terms" in (work / "logs/train_stage3.log").read_text()
+    assert (
+        "scores the answers; reward = docs/recipe.md §6 with the judge terms"
+        in (work / "logs/train_stage3.log").read_text()
+    )

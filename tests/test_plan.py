@@ -12,29 +12,38 @@ def test_plan_of_the_paper_run():
 
 def test_plan_prices_the_teacher_per_synthesis_rule():
     import yaml
+    from conftest import REPO
 
     from darecipe.config import load_schema, validate_config
 
-    from conftest import REPO
-
-    cfg = validate_config(yaml.safe_load((REPO / "config/deepanalyze-8b.yaml").read_text()),
-                          load_schema(REPO / "config/schema.yaml"))  # fmt: skip
+    cfg = validate_config(
+        yaml.safe_load((REPO / "config/deepanalyze-8b.yaml").read_text()), load_schema(REPO / "config/schema.yaml")
+    )
     d = cfg["stage1_data"]
     d["wikitq"].update(tsv=str(REPO / "resources/data/wikitablequestions/data/training-first50.tsv"), limit=20)
     d["finqa"]["path"] = str(REPO / "resources/data/finqa_family/pot_convfinqa_dev_single_first50.json")
     d["tatqa"]["path"] = str(REPO / "resources/data/finqa_family/pot_tatqa_dev_first50.json")
     d["tablegpt_tables"] = None  # no number in the config: the released set's 29,448
     workspaces = 5  # five (category, workspace) pairs
-    cfg["synthesis"]["categories"] = {"data_analysis": ["simpson", "chinook"], "data_cleaning": ["student_loan"],
-                                      "research_database": ["chinook", "simpson"]}  # fmt: skip
+    cfg["synthesis"]["categories"] = {
+        "data_analysis": ["simpson", "chinook"],
+        "data_cleaning": ["student_loan"],
+        "research_database": ["chinook", "simpson"],
+    }
     tp = plan(cfg)["teacher"]
     rows = {r["rule"]: r for r in tp["rules"]}
-    assert rows["stage1_synth: TableQA_distillation"]["requests"] == 20 + 50 + 50  # 20 WikiTQ rows (limit), the 50-row FinQA / TAT-QA files
-    assert rows["stage1_synth: TableGPT"]["requests"] == 29448 and rows["stage1_synth: TableGPT"]["from"] == "released set"
+    assert (
+        rows["stage1_synth: TableQA_distillation"]["requests"] == 20 + 50 + 50
+    )  # 20 WikiTQ rows (limit), the 50-row FinQA / TAT-QA files
+    assert (
+        rows["stage1_synth: TableGPT"]["requests"] == 29448 and rows["stage1_synth: TableGPT"]["from"] == "released set"
+    )
     assert rows["synth_shard: solver"]["requests"] == workspaces * cfg["synthesis"]["sft_per_workspace"] * 8
     # the questioner is asked for at most tasks_per_request tasks at a time
     per_pair = cfg["synthesis"]["sft_per_workspace"] + cfg["synthesis"]["rl_per_workspace"]
-    assert rows["synth_shard: questioner"]["requests"] == workspaces * -(-per_pair // cfg["synthesis"]["tasks_per_request"])
+    assert rows["synth_shard: questioner"]["requests"] == workspaces * -(
+        -per_pair // cfg["synthesis"]["tasks_per_request"]
+    )
     judge = rows["train_stage3: judge"]
     assert judge["requests"] == workspaces * cfg["synthesis"]["rl_per_workspace"] * 5  # 5 rollouts per task, 1 epoch
     distill = rows["stage1_synth: TableQA_distillation"]
@@ -48,10 +57,9 @@ def test_a_run_from_the_released_data_asks_the_teacher_nothing():
     """config/deepanalyze-8b-released.yaml over the paper config: no synthesis rows; the judge scores rollouts of the
     release's ~15K RL tasks (5 rollouts each, 1 epoch)."""
     import yaml
+    from conftest import REPO
 
     from darecipe.config import load_schema, validate_config
-
-    from conftest import REPO
 
     paper = yaml.safe_load((REPO / "config/deepanalyze-8b.yaml").read_text())
     paper["data"] = yaml.safe_load((REPO / "config/deepanalyze-8b-released.yaml").read_text())["data"]

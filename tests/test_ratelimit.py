@@ -18,8 +18,18 @@ def api_key(monkeypatch):
 
 
 def settings(server, **kw):
-    base = dict(backend="openai", model="teacher", base_url=server.base_url, api_key_env=KEY_ENV, max_in_flight=16,
-                timeout_s=10.0, max_retries=8, backoff_s=0.05, backoff_max_s=0.5, sampling={"max_tokens": 20})  # fmt: skip
+    base = dict(
+        backend="openai",
+        model="teacher",
+        base_url=server.base_url,
+        api_key_env=KEY_ENV,
+        max_in_flight=16,
+        timeout_s=10.0,
+        max_retries=8,
+        backoff_s=0.05,
+        backoff_max_s=0.5,
+        sampling={"max_tokens": 20},
+    )
     return LLMSettings(**{**base, **kw})
 
 
@@ -65,8 +75,15 @@ def test_usage_corrects_the_reservation_and_teaches_the_token_ratio():
 def test_headers_set_unknown_limits_and_lower_the_budget_left():
     st = RateState(Limits(), max_in_flight=8)
     assert st.wait(100, 0.0) == 0 and st.tokens is None
-    st.observe({"x-ratelimit-limit-tokens": "6000", "x-ratelimit-remaining-tokens": "0",
-                "x-ratelimit-limit-requests": "60", "x-ratelimit-remaining-requests": "5"}, now=0.0)  # fmt: skip
+    st.observe(
+        {
+            "x-ratelimit-limit-tokens": "6000",
+            "x-ratelimit-remaining-tokens": "0",
+            "x-ratelimit-limit-requests": "60",
+            "x-ratelimit-remaining-requests": "5",
+        },
+        now=0.0,
+    )
     assert st.tokens.per_min == pytest.approx(6000 * 0.98) and st.requests.per_min == pytest.approx(60 * 0.98)
     assert st.wait(98, 0.0) == pytest.approx(1.0)  # nothing left: 98 tokens/s of refill
 
@@ -125,10 +142,10 @@ def test_the_test_server_enforces_its_budget_with_429_and_retry_after():
     import httpx
 
     body = {"model": "m", "messages": [{"role": "user", "content": "one two three"}], "max_tokens": 7}
-    with FakeOpenAI(limits=ServerLimits(requests_per_min=60, tokens_per_min=600, burst_s=1.0)) as server:
-        with httpx.Client() as http:
-            first = http.post(f"{server.base_url}/chat/completions", json=body)
-            second = http.post(f"{server.base_url}/chat/completions", json=body)  # the bucket held one request
+    limits = ServerLimits(requests_per_min=60, tokens_per_min=600, burst_s=1.0)
+    with FakeOpenAI(limits=limits) as server, httpx.Client() as http:
+        first = http.post(f"{server.base_url}/chat/completions", json=body)
+        second = http.post(f"{server.base_url}/chat/completions", json=body)  # the bucket held one request
     assert first.status_code == 200 and first.headers["x-ratelimit-limit-requests"] == "60"
     # 10 tokens held, 3 + 7 reserved, then corrected to the usage: 3 prompt + 5 reply words ("reply to: one two
     # three"); plus what refilled meanwhile (10 per second)

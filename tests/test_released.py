@@ -51,8 +51,13 @@ def test_a_datasets_arrow_export_is_refused_with_the_reason(tmp_path):
 
 def test_ms_swift_record_formats_become_messages():
     assert to_messages({"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]}) == [
-        {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]  # fmt: skip
-    assert to_messages({"query": "q", "response": "a", "history": [["q0", "a0"]]})[0] == {"role": "user", "content": "q0"}
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "a"},
+    ]
+    assert to_messages({"query": "q", "response": "a", "history": [["q0", "a0"]]})[0] == {
+        "role": "user",
+        "content": "q0",
+    }
     assert to_messages({"instruction": "do", "input": "x", "output": "y"})[0]["content"] == "do\n\nx"
     assert to_messages({"text": "x"}).startswith("no messages")
     assert "unknown role" in to_messages({"messages": [{"role": "narrator", "content": "x"}]})
@@ -64,19 +69,32 @@ def _write(path: Path, records) -> Path:
 
 
 def test_bad_records_are_rejects_naming_the_record(tmp_path):
-    good = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<Analyze>a</Analyze><Answer>1</Answer>"}]}
-    unbalanced = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<Analyze>a<Answer>1</Answer>"}]}
+    good = {
+        "messages": [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": "<Analyze>a</Analyze><Answer>1</Answer>"},
+        ]
+    }
+    unbalanced = {
+        "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "<Analyze>a<Answer>1</Answer>"}]
+    }
     no_user = {"messages": [{"role": "assistant", "content": "a"}]}
     path = _write(tmp_path / "math_3.json", [good, unbalanced, no_user])
     records, rejects, read = released_records(path, "math", 3, "set", False, True)
     assert read == 3 and [r["provenance"] for r in records] == ["released"]
     assert [(r["where"], r["reason"].split(":")[0]) for r in rejects] == [
-        (f"{path}:record 1", "malformed tags"), (f"{path}:record 2", "no user message")]  # fmt: skip
+        (f"{path}:record 1", "malformed tags"),
+        (f"{path}:record 2", "no user message"),
+    ]
 
 
 def test_stage2_trajectories_need_their_tags(tmp_path):
-    no_execute = {"messages": [{"role": "user", "content": "q"},
-                               {"role": "assistant", "content": "<Analyze>a</Analyze><Code>x</Code><Answer>1</Answer>"}]}  # fmt: skip
+    no_execute = {
+        "messages": [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": "<Analyze>a</Analyze><Code>x</Code><Answer>1</Answer>"},
+        ]
+    }
     plain = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "just text"}]}
     path = _write(tmp_path / "data_cleaning_2.json", [no_execute, plain])
     records, rejects, _ = released_records(path, "data_cleaning", 2, "category", True, True)
@@ -97,16 +115,26 @@ def test_a_count_that_differs_from_the_file_name_stops_or_warns(tmp_path, caplog
 
 def test_rl_rows_need_their_workspace_and_a_known_method(tmp_path):
     (tmp_path / "files" / "f1").mkdir(parents=True)
-    row = {"prompt": [{"role": "user", "content": "# Instruction\nsum"}], "reward_spec": {"method": "datatask",
-           "ground_truth": "6", "function": ["llm_as_judgement_accuracy"]}, "data": "files", "workspace_id": "f1",
-           "input_seq": "sum"}  # fmt: skip
+    row = {
+        "prompt": [{"role": "user", "content": "# Instruction\nsum"}],
+        "reward_spec": {"method": "datatask", "ground_truth": "6", "function": ["llm_as_judgement_accuracy"]},
+        "data": "files",
+        "workspace_id": "f1",
+        "input_seq": "sum",
+    }
     norm, reason = normalise_rl_row(row, tmp_path, {})
     assert reason is None and norm["reward_spec"]["function"] == "llm_as_judgement_accuracy"
-    assert normalise_rl_row({**row, "workspace_id": "f2"}, tmp_path, {})[1] == "workspace missing: files/f2 is not in RL/data.zip"
+    assert (
+        normalise_rl_row({**row, "workspace_id": "f2"}, tmp_path, {})[1]
+        == "workspace missing: files/f2 is not in RL/data.zip"
+    )
     assert normalise_rl_row({**row, "data": "research"}, tmp_path, {"research": "files"})[0]["data"] == "files"
     assert "leaves the workspace root" in normalise_rl_row({**row, "workspace_id": ".."}, tmp_path, {})[1]
     assert "is not one of" in normalise_rl_row({**row, "reward_spec": {"method": "guess"}}, tmp_path, {})[1]
-    assert normalise_rl_row({**row, "reward_spec": {"method": "qa"}}, tmp_path, {})[1] == "a qa task without reward_spec.ground_truth"
+    assert (
+        normalise_rl_row({**row, "reward_spec": {"method": "qa"}}, tmp_path, {})[1]
+        == "a qa task without reward_spec.ground_truth"
+    )
     assert normalise_rl_row({**row, "workspace_id": ""}, tmp_path, {})[0]["data"] == "_no_workspace"
 
 
@@ -126,11 +154,20 @@ def test_the_released_layout_trains_to_stage3_with_no_teacher_request(release, t
     work = copy_repo(tmp_path_factory.mktemp("released-run"))
     with FakeOpenAI() as teacher:
         overlay = work / "released.yaml"
-        overlay.write_text(json.dumps({
-            "data": {"source": "released", "released": {"path": str(release)}},
-            "llm": {"backend": "openai", "model": "teacher", "base_url": teacher.base_url, "api_key_env": "DARECIPE_TEST_KEY"},
-            "stage1_data": {"mix": {"ratios": None}},
-        }))  # fmt: skip
+        overlay.write_text(
+            json.dumps(
+                {
+                    "data": {"source": "released", "released": {"path": str(release)}},
+                    "llm": {
+                        "backend": "openai",
+                        "model": "teacher",
+                        "base_url": teacher.base_url,
+                        "api_key_env": "DARECIPE_TEST_KEY",
+                    },
+                    "stage1_data": {"mix": {"ratios": None}},
+                }
+            )
+        )
         dry = snakemake(work, "-n", "stage3_checkpoint", "--configfile", "config/config.yaml", str(overlay))
         counts = job_counts(dry.stdout)
         assert counts["released_stage1_set"] == 13 and counts["released_interaction"] == 12
@@ -149,11 +186,16 @@ def test_the_released_layout_trains_to_stage3_with_no_teacher_request(release, t
 
     rejects = [json.loads(line) for line in (work / "results/data/released/rl/rejects.jsonl").read_text().splitlines()]
     assert [(r["where"].rsplit("/", 1)[-1], r["id"]) for r in rejects] == [
-        ("reseach.parquet:row 1", "mondial_geo"), ("reseach.parquet:row 2", "mondial_geo")]  # fmt: skip
+        ("reseach.parquet:row 1", "mondial_geo"),
+        ("reseach.parquet:row 2", "mondial_geo"),
+    ]
     assert all(r["reason"] == f"workspace missing: {'/'.join(MISSING)} is not in RL/data.zip" for r in rejects)
     metrics = json.loads((work / "results/data/released/rl/metrics.json").read_text())
-    assert metrics["rejected"] == 2 and metrics["sets"]["research"] == {"file": str(release / "RL/reseach.parquet"),
-                                                                        "read": 3, "tasks": 1}  # fmt: skip
+    assert metrics["rejected"] == 2 and metrics["sets"]["research"] == {
+        "file": str(release / "RL/reseach.parquet"),
+        "read": 3,
+        "tasks": 1,
+    }
     log = (work / "logs/released_rl_sets.log").read_text()
     assert "reseach.parquet:row 1 (mondial_geo): workspace missing" in log
 

@@ -11,15 +11,32 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 from safetensors.torch import load_file
 
-from conftest import REPO
-
-HP = {"gpus": 0, "num_train_epochs": 1, "max_steps": 6, "learning_rate": 1e-3, "per_device_train_batch_size": 2,
-      "gradient_accumulation_steps": 1, "max_length": 512, "warmup_ratio": 0.0, "lr_scheduler_type": "constant",
-      "save_steps": 2, "save_total_limit": None, "torch_dtype": "float32", "deepspeed": None, "attn_impl": None,
-      "use_liger_kernel": False, "gradient_checkpointing": False, "seed": 42, "dataloader_num_workers": 0, "dataset_num_proc": 1,
-      "extra_args": [], "packing": False}  # fmt: skip
+HP = {
+    "gpus": 0,
+    "num_train_epochs": 1,
+    "max_steps": 6,
+    "learning_rate": 1e-3,
+    "per_device_train_batch_size": 2,
+    "gradient_accumulation_steps": 1,
+    "max_length": 512,
+    "warmup_ratio": 0.0,
+    "lr_scheduler_type": "constant",
+    "save_steps": 2,
+    "save_total_limit": None,
+    "torch_dtype": "float32",
+    "deepspeed": None,
+    "attn_impl": None,
+    "use_liger_kernel": False,
+    "gradient_checkpointing": False,
+    "seed": 42,
+    "dataloader_num_workers": 0,
+    "dataset_num_proc": 1,
+    "extra_args": [],
+    "packing": False,
+}
 
 DRIVER = textwrap.dedent("""
     import json, sys
@@ -49,8 +66,14 @@ def data(tmp_path_factory):
 
 def start(tmp, base, data, hp, name):
     tmp.mkdir(parents=True, exist_ok=True)
-    args = {"hp": hp, "base": str(base), "data": str(data), "out": str(tmp / name / "ckpt"),
-            "runs": str(tmp / "runs"), "log": str(tmp / f"{name}.log")}  # fmt: skip
+    args = {
+        "hp": hp,
+        "base": str(base),
+        "data": str(data),
+        "out": str(tmp / name / "ckpt"),
+        "runs": str(tmp / "runs"),
+        "log": str(tmp / f"{name}.log"),
+    }
     return subprocess.Popen([sys.executable, "-c", DRIVER, json.dumps(args)], env={**os.environ})
 
 
@@ -147,20 +170,51 @@ def test_grpo_stage_resumes_from_its_last_save(tmp_path, tiny_vocab):
     ws = tmp_path / "workspaces" / "demo" / "t1"
     ws.mkdir(parents=True)
     (ws / "t.csv").write_text("a\n1\n3\n")
-    rows = [{"messages": [{"role": "user", "content": f"Sum column a of t.csv ({i})."}], "method": "qa",
-             "ground_truth": "4", "data": "demo", "workspace_id": "t1", "task": "sum"} for i in range(8)]  # fmt: skip
+    rows = [
+        {
+            "messages": [{"role": "user", "content": f"Sum column a of t.csv ({i})."}],
+            "method": "qa",
+            "ground_truth": "4",
+            "data": "demo",
+            "workspace_id": "t1",
+            "task": "sum",
+        }
+        for i in range(8)
+    ]
     data = tmp_path / "rl.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    hp = {**HP, "max_steps": 3, "save_steps": 1, "per_device_train_batch_size": 2, "backend": "swift",
-          "num_generations": 2, "max_turns": 2, "max_completion_length": 16, "max_trajectory_length": 1024,
-          "temperature": 1.0, "top_p": 1.0, "beta": 0.0, "use_vllm": False, "vllm_mode": "colocate",
-          "vllm_gpu_memory_utilization": 0.5}  # fmt: skip
-    env = {"DARECIPE_WORKSPACE_ROOT": str(tmp_path / "workspaces"),
-           "DARECIPE_ROLLOUT_LOG": str(tmp_path / "rollouts.jsonl")}  # fmt: skip
+    hp = {
+        **HP,
+        "max_steps": 3,
+        "save_steps": 1,
+        "per_device_train_batch_size": 2,
+        "backend": "swift",
+        "num_generations": 2,
+        "max_turns": 2,
+        "max_completion_length": 16,
+        "max_trajectory_length": 1024,
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "beta": 0.0,
+        "use_vllm": False,
+        "vllm_mode": "colocate",
+        "vllm_gpu_memory_utilization": 0.5,
+    }
+    env = {
+        "DARECIPE_WORKSPACE_ROOT": str(tmp_path / "workspaces"),
+        "DARECIPE_ROLLOUT_LOG": str(tmp_path / "rollouts.jsonl"),
+    }
 
     def launch(name):
-        args = {"hp": hp, "base": str(tiny_vocab), "data": str(data), "out": str(tmp_path / name),
-                "runs": str(tmp_path / "runs"), "log": str(tmp_path / f"{name}.log"), "env": env}  # fmt: skip
+        args = {
+            "hp": hp,
+            "base": str(tiny_vocab),
+            "data": str(data),
+            "out": str(tmp_path / name),
+            "runs": str(tmp_path / "runs"),
+            "log": str(tmp_path / f"{name}.log"),
+            "env": env,
+        }
         return subprocess.Popen([sys.executable, "-c", GRPO_DRIVER, json.dumps(args)])
 
     proc = launch("killed")

@@ -11,13 +11,12 @@ import json
 from dataclasses import dataclass, field
 
 import pytest
+from conftest import REPO
+from stage3_harness import PolicyTurn, skyrl_episode, swift_reward, swift_rollouts, task_environment
 from transformers import AutoTokenizer
 
 from darecipe.rollout import JUDGE_ENV
 from darecipe.testserver import FakeOpenAI
-
-from conftest import REPO
-from stage3_harness import task_environment, PolicyTurn, skyrl_episode, swift_reward, swift_rollouts
 
 SUM = "<Analyze>Sum column a.</Analyze><Code>```python\nimport pandas as pd\nprint(pd.read_csv('t.csv')['a'].sum())\n```</Code>"
 ANSWER = "<Analyze>The sum is 4.</Analyze><Answer>4</Answer>"
@@ -45,59 +44,187 @@ class Case:
 CASES = [
     # 1. A turn without code: the episode goes on; the turn is a failed block ("No code is provided").
     #    release: code_pass [0, 1] -> (5/5 + 1/2) / 2
-    Case("code-free turn continues", 1, "datatask", "4", [PolicyTurn("<Analyze>Think first.</Analyze>", eos=True), SUM, ANSWER],
-         release=0.75, ours=0.75),
+    Case(
+        "code-free turn continues",
+        1,
+        "datatask",
+        "4",
+        [PolicyTurn("<Analyze>Think first.</Analyze>", eos=True), SUM, ANSWER],
+        release=0.75,
+        ours=0.75,
+    ),
     # 2. EOS inside an open <Code> block: no closed block, so no code: as in 1.
-    Case("EOS inside an open code block", 2, "datatask", "4",
-         [PolicyTurn("<Analyze>a</Analyze><Code>```python\nprint(1)", eos=True), SUM, ANSWER], release=0.75, ours=0.75),
+    Case(
+        "EOS inside an open code block",
+        2,
+        "datatask",
+        "4",
+        [PolicyTurn("<Analyze>a</Analyze><Code>```python\nprint(1)", eos=True), SUM, ANSWER],
+        release=0.75,
+        ours=0.75,
+    ),
     #    ... and a turn cut by the length limit inside a block
-    Case("turn cut by the length limit", 2, "datatask", "4",
-         [PolicyTurn("<Analyze>a</Analyze><Code>```python\nprint(", finish="length"), SUM, ANSWER], release=0.75, ours=0.75),
+    Case(
+        "turn cut by the length limit",
+        2,
+        "datatask",
+        "4",
+        [PolicyTurn("<Analyze>a</Analyze><Code>```python\nprint(", finish="length"), SUM, ANSWER],
+        release=0.75,
+        ours=0.75,
+    ),
     # 3. Several <Answer> blocks in one turn: the turn ends at the first </Answer>, whose answer is scored.
     #    release: acc("4") = 1, judge 4 -> (1 + 4/5) / 2
-    Case("several answers in one turn", 3, "qa", "4", ["<Analyze>x</Analyze><Answer>4</Answer><Answer>5</Answer>"],
-         release=0.9, ours=0.9),
+    Case(
+        "several answers in one turn",
+        3,
+        "qa",
+        "4",
+        ["<Analyze>x</Analyze><Answer>4</Answer><Answer>5</Answer>"],
+        release=0.9,
+        ours=0.9,
+    ),
     # 4. A data task answered without running any code: the release leaves the code term out (5/5 alone).
-    Case("datatask without any code", 4, "datatask", "4", ["<Analyze>By eye: 4.</Analyze><Answer>4</Answer>"],
-         release=1.0, ours=0.5, fix="A data task answered without code"),
+    Case(
+        "datatask without any code",
+        4,
+        "datatask",
+        "4",
+        ["<Analyze>By eye: 4.</Analyze><Answer>4</Answer>"],
+        release=1.0,
+        ours=0.5,
+        fix="A data task answered without code",
+    ),
     # 5. A block that prints nothing: the release counts it failed (`if observation:`) -> code_pass [0, 1].
-    Case("block that prints nothing", 5, "datatask", "4", [QUIET, SUM, ANSWER], release=0.75, ours=1.0,
-         fix="Success is the exit status"),
+    Case(
+        "block that prints nothing",
+        5,
+        "datatask",
+        "4",
+        [QUIET, SUM, ANSWER],
+        release=0.75,
+        ours=1.0,
+        fix="Success is the exit status",
+    ),
     #    ... a block that succeeds but prints "[Error]:": the release's string test counts it failed -> [0]
-    Case("successful block printing [Error]:", 5, "datatask", "4",
-         ["<Analyze>x</Analyze><Code>```python\nprint('[Error]: no rows dropped')\n```</Code>", ANSWER],
-         release=0.5, ours=1.0, fix="Success is the exit status"),
+    Case(
+        "successful block printing [Error]:",
+        5,
+        "datatask",
+        "4",
+        ["<Analyze>x</Analyze><Code>```python\nprint('[Error]: no rows dropped')\n```</Code>", ANSWER],
+        release=0.5,
+        ours=1.0,
+        fix="Success is the exit status",
+    ),
     # 6. The fence check: stripped block starts with ```python and ends with ```.
-    Case("```python3 fence passes", 6, "datatask", "4", [SUM.replace("```python\n", "```python3\n"), ANSWER],
-         release=1.0, ours=1.0),
-    Case("``` python fence fails", 6, "datatask", "4", [SUM.replace("```python\n", "``` python\n"), ANSWER],
-         release=-1.0, ours=-1.0),
-    Case("one-line ```python block passes", 6, "datatask", "4",
-         ["<Analyze>x</Analyze><Code>```python print(4)```</Code>", ANSWER], release=1.0, ours=1.0),
+    Case(
+        "```python3 fence passes",
+        6,
+        "datatask",
+        "4",
+        [SUM.replace("```python\n", "```python3\n"), ANSWER],
+        release=1.0,
+        ours=1.0,
+    ),
+    Case(
+        "``` python fence fails",
+        6,
+        "datatask",
+        "4",
+        [SUM.replace("```python\n", "``` python\n"), ANSWER],
+        release=-1.0,
+        ours=-1.0,
+    ),
+    Case(
+        "one-line ```python block passes",
+        6,
+        "datatask",
+        "4",
+        ["<Analyze>x</Analyze><Code>```python print(4)```</Code>", ANSWER],
+        release=1.0,
+        ours=1.0,
+    ),
     # 7. "Answer:" inside the answer: what follows it is compared.  (1 + 4/5) / 2
-    Case("'The final Answer: 4'", 7, "qa", "4", ["<Analyze>x</Analyze><Answer>The final Answer: 4</Answer>"],
-         release=0.9, ours=0.9),
+    Case(
+        "'The final Answer: 4'",
+        7,
+        "qa",
+        "4",
+        ["<Analyze>x</Analyze><Answer>The final Answer: 4</Answer>"],
+        release=0.9,
+        ours=0.9,
+    ),
     # 8. The datatask judge's scale is 0-5: a 0 is a 0.  (0/5 + 1) / 2
-    Case("datatask judge scores 0", 8, "datatask", "4", [SUM, ANSWER], release=0.5, ours=0.5,
-         verdicts={"datatask": "The answer is wrong.\nSCORE: 0"}),
+    Case(
+        "datatask judge scores 0",
+        8,
+        "datatask",
+        "4",
+        [SUM, ANSWER],
+        release=0.5,
+        ours=0.5,
+        verdicts={"datatask": "The answer is wrong.\nSCORE: 0"},
+    ),
     #    An unreadable verdict: the release adds one 0 term (mean of 0, code 1, turns 2/10);
     #    here it is asked again, then every judge term takes the bottom of its scale: (5 * 1/5 + 1 + 2/10) / 7
-    Case("unreadable openresearch verdict", 8, "openresearch", "a: 1, 3", [SUM, REPORT], release=(0 + 1 + 0.2) / 3,
-         ours=(5 * 0.2 + 1 + 0.2) / 7, fix="An unreadable verdict", verdicts={"openresearch": "I cannot grade this."}),
+    Case(
+        "unreadable openresearch verdict",
+        8,
+        "openresearch",
+        "a: 1, 3",
+        [SUM, REPORT],
+        release=(0 + 1 + 0.2) / 3,
+        ours=(5 * 0.2 + 1 + 0.2) / 7,
+        fix="An unreadable verdict",
+        verdicts={"openresearch": "I cannot grade this."},
+    ),
     # 9. What the judge sees. qa: the whole trajectory and the correct answer (release: ANALYZE_PROMPT).
-    Case("qa judge grades the whole trajectory", 9, "qa", "4", [SUM, ANSWER], release=0.9, ours=0.9,
-         judge_sees=("print(pd.read_csv('t.csv')['a'].sum())", "<Execute>\n4\n</Execute>", "# Correct answer\n4")),
+    Case(
+        "qa judge grades the whole trajectory",
+        9,
+        "qa",
+        "4",
+        [SUM, ANSWER],
+        release=0.9,
+        ours=0.9,
+        judge_sees=("print(pd.read_csv('t.csv')['a'].sum())", "<Execute>\n4\n</Execute>", "# Correct answer\n4"),
+    ),
     #    datatask: the final answer and the reference (release: ACC_PROMPT), not the code.  (5/5 + 1) / 2
-    Case("datatask judge grades the answer", 9, "datatask", "4", [SUM, ANSWER], release=1.0, ours=1.0,
-         judge_sees=("# The agent's final answer\n4", "# Reference solution\n4"), judge_never_sees=("<Code>",)),
+    Case(
+        "datatask judge grades the answer",
+        9,
+        "datatask",
+        "4",
+        [SUM, ANSWER],
+        release=1.0,
+        ours=1.0,
+        judge_sees=("# The agent's final answer\n4", "# Reference solution\n4"),
+        judge_never_sees=("<Code>",),
+    ),
     #    openresearch: the ground truth as the data thumbnail (release: OPENDOMAIN_PROMPT).  (5 + 1 + 0.2) / 7
-    Case("openresearch judge gets the ground truth", 9, "openresearch", "a: 1, 3", [SUM, REPORT],
-         release=(5 + 1 + 0.2) / 7, ours=(5 + 1 + 0.2) / 7, judge_sees=("# Data thumbnail (what the data holds)\na: 1, 3",)),
+    Case(
+        "openresearch judge gets the ground truth",
+        9,
+        "openresearch",
+        "a: 1, 3",
+        [SUM, REPORT],
+        release=(5 + 1 + 0.2) / 7,
+        ours=(5 + 1 + 0.2) / 7,
+        judge_sees=("# Data thumbnail (what the data holds)\na: 1, 3",),
+    ),
     # 0. A known release bug: a timeout is printed without "[Error]:" and counts as a success there.
-    Case("a timeout is a failed block", 0, "datatask", "4",
-         ["<Analyze>x</Analyze><Code>```python\nimport time\ntime.sleep(30)\n```</Code>", ANSWER], release=1.0, ours=0.5,
-         fix="Known release bugs"),
-]  # fmt: skip
+    Case(
+        "a timeout is a failed block",
+        0,
+        "datatask",
+        "4",
+        ["<Analyze>x</Analyze><Code>```python\nimport time\ntime.sleep(30)\n```</Code>", ANSWER],
+        release=1.0,
+        ours=0.5,
+        fix="Known release bugs",
+    ),
+]
 
 
 def judge_server(case: Case):
@@ -105,8 +232,9 @@ def judge_server(case: Case):
 
     def reply(messages, body):
         prompt = messages[0]["content"]
-        method = ("qa" if "grade the analysis" in prompt else "datatask" if "how accurately" in prompt
-                  else "openresearch")  # fmt: skip
+        method = (
+            "qa" if "grade the analysis" in prompt else "datatask" if "how accurately" in prompt else "openresearch"
+        )
         return verdicts[method]
 
     return FakeOpenAI(reply=reply)
@@ -120,10 +248,23 @@ def env(tmp_path, monkeypatch):
 
 def judge_config(server) -> str:
     prompts = {m: str(REPO / f"config/prompts/judge_{m}.v2.txt") for m in ("qa", "datatask", "openresearch")}
-    return json.dumps({"backend": "openai", "model": "judge", "base_url": server.base_url,
-                       "api_key_env": "DARECIPE_TEST_KEY", "max_in_flight": 4, "timeout_s": 5, "max_retries": 0,
-                       "backoff_s": 0, "backoff_max_s": 0, "sampling": {"temperature": 0.0}, "parse_retries": 1,
-                       "on_unparseable": "lowest", "prompts": prompts})  # fmt: skip
+    return json.dumps(
+        {
+            "backend": "openai",
+            "model": "judge",
+            "base_url": server.base_url,
+            "api_key_env": "DARECIPE_TEST_KEY",
+            "max_in_flight": 4,
+            "timeout_s": 5,
+            "max_retries": 0,
+            "backoff_s": 0,
+            "backoff_max_s": 0,
+            "sampling": {"temperature": 0.0},
+            "parse_retries": 1,
+            "on_unparseable": "lowest",
+            "prompts": prompts,
+        }
+    )
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

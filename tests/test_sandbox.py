@@ -53,7 +53,9 @@ def test_files_persist_between_blocks_of_a_session_but_never_reach_the_source(tm
         )
     finally:
         session.close()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv"] and (tmp_path / "data.csv").read_text() == "a\n1\n"
+    assert (
+        sorted(p.name for p in tmp_path.iterdir()) == ["data.csv"] and (tmp_path / "data.csv").read_text() == "a\n1\n"
+    )
 
 
 def test_a_block_sees_stdout_then_stderr_and_exit_codes_like_python(tmp_path):

@@ -4,7 +4,6 @@ of other rollouts, and nothing of it outlives its block, its session or the pipe
 
 The jail must be on: where it cannot be built these tests fail and say why (CI installs bubblewrap)."""
 
-import json
 import os
 import signal
 import socket
@@ -18,11 +17,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from conftest import BIN, REPO
 
 from darecipe.jail import Pool, SandboxUnavailable, get_pool, runtime_dirs
 from darecipe.sandbox import SandboxError, SandboxLimits, Session, describe_isolation, run_code
-
-from conftest import BIN, REPO
 
 LIMITS = SandboxLimits(timeout_s=5, memory_mb=512, max_processes=32, disk_mb=256)
 
@@ -107,8 +105,22 @@ def test_the_jail_is_on_and_the_log_line_says_so(jail, ws):
     assert describe_isolation(LIMITS).startswith(f"sandbox: jail ({jail.info.bwrap or 'bubblewrap'}, ")
     res = run_code("import os\nprint(sorted(os.listdir('/')), os.getcwd(), os.getuid())", ws, LIMITS)
     top, cwd, uid = res.output.rsplit(" ", 2)
-    allowed = {"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "proc", "dev", "tmp", "sandbox",
-               "episodes", "cgroup"} | {Path(d).parts[1] for d in runtime_dirs()}  # fmt: skip
+    allowed = {
+        "bin",
+        "sbin",
+        "lib",
+        "lib32",
+        "lib64",
+        "libx32",
+        "usr",
+        "etc",
+        "proc",
+        "dev",
+        "tmp",
+        "sandbox",
+        "episodes",
+        "cgroup",
+    } | {Path(d).parts[1] for d in runtime_dirs()}
     assert set(eval(top)) <= allowed, top
     assert cwd == "/sandbox/workspace" and int(uid) != 0
 
@@ -158,9 +170,23 @@ def pipeline_tree(tmp_path: Path, token: str) -> tuple[Path, list[str]]:
     task = tmp_path / "results/data/rl/workspaces/demo/task1"
     task.mkdir(parents=True)
     (task / "t.csv").write_text("a\n1\n")
-    secrets = [str(gold), str(heldout), str(gold.parent), str(tmp_path), str(REPO / "README.md"), str(REPO / "config"),
-               str(REPO / "src/darecipe/sandbox.py"), str(REPO / "resources"), str(REPO / "results"),
-               os.path.expanduser("~/.bashrc"), "/etc/shadow", "/etc/passwd", "/run", "/var", "/home"]  # fmt: skip
+    secrets = [
+        str(gold),
+        str(heldout),
+        str(gold.parent),
+        str(tmp_path),
+        str(REPO / "README.md"),
+        str(REPO / "config"),
+        str(REPO / "src/darecipe/sandbox.py"),
+        str(REPO / "resources"),
+        str(REPO / "results"),
+        os.path.expanduser("~/.bashrc"),
+        "/etc/shadow",
+        "/etc/passwd",
+        "/run",
+        "/var",
+        "/home",
+    ]
     return tmp_path / "results/data/rl/workspaces", secrets
 
 
@@ -187,8 +213,10 @@ def test_an_evaluation_episode_reads_nothing_of_results_eval_or_the_repository(j
     code = WALK.format(token=token, paths=secrets)
 
     def policy(states):
-        return [f"<Code>```python\n{code}\n```</Code>" if "<Execute>" not in s.text else "<Answer>done</Answer>"
-                for s in states]  # fmt: skip
+        return [
+            f"<Code>```python\n{code}\n```</Code>" if "<Execute>" not in s.text else "<Answer>done</Answer>"
+            for s in states
+        ]
 
     (traj,) = run_agents(policy, [State("t1", "task")], [ws], SandboxLimits(timeout_s=60), max_turns=3)
     assert "<Execute>\n[] [] True\n</Execute>" in traj.text, traj.text
@@ -198,12 +226,19 @@ def test_concurrent_rollouts_see_nothing_of_each_other(jail, ws):
     with session(ws) as a, session(ws) as b:
         assert a.run("open('a.txt', 'w').write('A')\nopen('/tmp/a-scratch', 'w').write('A')").ok
         a_result = {}
-        holder = threading.Thread(target=lambda: a_result.update(r=a.run(
-            "import os, time\nopen('/dev/shm/a-shm', 'w').write('A')\nos.fork() or time.sleep(3)\ntime.sleep(3)")))
+        holder = threading.Thread(
+            target=lambda: a_result.update(
+                r=a.run(
+                    "import os, time\nopen('/dev/shm/a-shm', 'w').write('A')\nos.fork() or time.sleep(3)\ntime.sleep(3)"
+                )
+            )
+        )
         holder.start()
         time.sleep(1.0)  # a's block (and its child) run now
-        seen = b.run("import os\nprint(sorted(os.listdir('.')), sorted(os.listdir('/tmp')), sorted(os.listdir('/dev/shm')),"
-                     " sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))")  # fmt: skip
+        seen = b.run(
+            "import os\nprint(sorted(os.listdir('.')), sorted(os.listdir('/tmp')), sorted(os.listdir('/dev/shm')),"
+            " sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))"
+        )
         holder.join()
     assert seen.output == "['data.csv'] [] [] [1, 2]", seen.output
     assert a_result["r"].ok
@@ -279,8 +314,10 @@ key = 0x5EC2E7
 
 
 def test_sysv_shared_memory_dies_with_its_block(jail, ws):
-    create = SHM.format(body="shm = libc.shmget(key, 1 << 20, 0o1600)\nassert shm >= 0\n"
-                             "ctypes.memmove(libc.shmat(shm, None, 0), b'secret', 6)\nprint('made')")  # fmt: skip
+    create = SHM.format(
+        body="shm = libc.shmget(key, 1 << 20, 0o1600)\nassert shm >= 0\n"
+        "ctypes.memmove(libc.shmat(shm, None, 0), b'secret', 6)\nprint('made')"
+    )
     lookup = SHM.format(body="print(libc.shmget(key, 0, 0), ctypes.get_errno())")
     with session(ws) as s:
         assert s.run(create).output == "made"
@@ -294,7 +331,9 @@ def test_sysv_shared_memory_dies_with_its_block(jail, ws):
 def test_disk_quota_stops_a_block_and_the_session_goes_on(jail, ws):
     limits = SandboxLimits(disk_mb=64, timeout_s=20)
     with session(ws, limits) as s:
-        res = s.run("chunk = b'z' * (1 << 20)\nwith open('big', 'wb') as f:\n    for _ in range(3000):\n        f.write(chunk)")
+        res = s.run(
+            "chunk = b'z' * (1 << 20)\nwith open('big', 'wb') as f:\n    for _ in range(3000):\n        f.write(chunk)"
+        )
         check_error(res, 25)
         assert "No space left on device" in res.output
         many = s.run("import os\nfor i in range(100000):\n    open(f'f{i}', 'w').close()")
@@ -392,7 +431,9 @@ def test_no_privileges_and_no_way_back(jail, ws):
 def test_signals_reach_only_the_block(jail, ws):
     with session(ws) as s:
         res = s.run("import os, signal\nos.kill(-1, signal.SIGKILL)\nprint('survived')")  # its own processes only
-        init = s.run("import os\ntry:\n    os.kill(1, 9)\nexcept PermissionError:\n    print('refused')\nprint('alive')")
+        init = s.run(
+            "import os\ntry:\n    os.kill(1, 9)\nexcept PermissionError:\n    print('refused')\nprint('alive')"
+        )
         assert init.output in ("refused\nalive", "alive")  # the block's init is out of its reach either way
         assert s.run("print('next block')").output == "next block"
     assert "ProcessLookupError" in res.output  # nothing else it may signal: no other process in sight
@@ -414,8 +455,12 @@ def test_fork_bomb_is_contained_and_cleaned_up(jail, ws):
     if jail.info.mode == "root":  # blocks run as uids from 200000 up; killed, they must be gone within seconds
         deadline = time.monotonic() + 5
         while True:
-            rows = [ln.split() for ln in subprocess.run(["ps", "-eo", "uid=,stat="], capture_output=True,
-                                                         text=True).stdout.splitlines()]  # fmt: skip
+            rows = [
+                ln.split()
+                for ln in subprocess.run(
+                    ["ps", "-eo", "uid=,stat="], capture_output=True, text=True
+                ).stdout.splitlines()
+            ]
             left = [r for r in rows if int(r[0]) >= 200_000 and not r[1].startswith("Z")]
             if not left:
                 break
@@ -506,13 +551,16 @@ def test_kill_9_of_the_process_running_a_block_ends_everything(jail, ws):
 def test_kill_9_of_snakemake_ends_the_job_and_its_sandbox(jail, ws, tmp_path):
     work = tmp_path / "wf"
     work.mkdir()
-    (work / "Snakefile").write_text(textwrap.dedent("""
+    (work / "Snakefile").write_text(
+        textwrap.dedent("""
         rule spin:
             output: "done.txt"
             log: "spin.log"
             script: "spin.py"
-    """))
-    (work / "spin.py").write_text(textwrap.dedent(f"""
+    """)
+    )
+    (work / "spin.py").write_text(
+        textwrap.dedent(f"""
         from darecipe.runlog import run_script
         from darecipe.sandbox import SandboxLimits, Session
 
@@ -522,10 +570,16 @@ def test_kill_9_of_snakemake_ends_the_job_and_its_sandbox(jail, ws, tmp_path):
             s.run('while True:\\n    pass')
 
         run_script(main, snakemake)
-    """))
+    """)
+    )
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
-    smk = subprocess.Popen([str(BIN / "snakemake"), "--cores", "1", "-q"], cwd=work, env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    smk = subprocess.Popen(
+        [str(BIN / "snakemake"), "--cores", "1", "-q"],
+        cwd=work,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while not ((work / "spin.log").exists() and "running" in (work / "spin.log").read_text()):
         assert time.monotonic() < deadline and smk.poll() is None, "the rule did not start"
@@ -560,11 +614,15 @@ def test_a_workspace_that_cannot_be_prepared_is_the_blocks_error(jail, tmp_path)
     big.mkdir()
     (big / "data.bin").write_bytes(b"0" * (20 << 20))
     res = run_code("print('never')", big, SandboxLimits(disk_mb=16))
-    assert res.observation == "[Error]:\nthe workspace could not be prepared: the workspace does not fit in " \
-                              "sandbox.disk_mb (16 MB)", res.observation
+    assert (
+        res.observation == "[Error]:\nthe workspace could not be prepared: the workspace does not fit in "
+        "sandbox.disk_mb (16 MB)"
+    ), res.observation
     missing = run_code("print('never')", tmp_path / "missing", LIMITS)
-    assert missing.observation.startswith("[Error]:\nthe workspace could not be prepared: ") and \
-        "No such file or directory" in missing.observation
+    assert (
+        missing.observation.startswith("[Error]:\nthe workspace could not be prepared: ")
+        and "No such file or directory" in missing.observation
+    )
 
 
 def test_a_dead_template_is_an_error_of_the_machinery_and_the_next_session_restarts_it(ws):
@@ -705,9 +763,28 @@ def test_user_namespace_mode_as_on_a_slurm_node(tmp_path):
                     hidden.add((str(parent), parts[i + 1]))
         pairs = "\n".join(f"{p}\t{c}" for p, c in sorted(hidden))
         env = {"PATH": os.environ["PATH"], "HOME": "/tmp", "PYTHONPATH": str(REPO / "src")}
-        proc = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable, "-c", DROP, pairs,
-                               keep, PYTHON, "-c", USER_MODE, str(ws), str(REPO)],
-                              env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+        proc = subprocess.run(
+            [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                sys.executable,
+                "-c",
+                DROP,
+                pairs,
+                keep,
+                PYTHON,
+                "-c",
+                USER_MODE,
+                str(ws),
+                str(REPO),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     finally:
         subprocess.run(["rm", "-rf", str(ws), keep])
     assert proc.stdout.strip().endswith("USER-MODE-OK"), proc.stdout[-3000:] + proc.stderr[-3000:]

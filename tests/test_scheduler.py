@@ -5,12 +5,11 @@ Only the policy is scripted here (its completions are fixed strings); everything
 import json
 
 import pytest
+from stage3_harness import skyrl_episode, swift_rollouts, task_environment
 from transformers import AutoTokenizer
 
 from darecipe import swift_plugin
 from darecipe.rollout import EPISODE_ENV
-
-from stage3_harness import task_environment, skyrl_episode, swift_rollouts
 
 WRITE = "<Analyze>Write a file.</Analyze><Code>```python\nopen('mine.txt', 'w').write('x')\nimport os\nprint(sorted(os.listdir('.')))\n```</Code>"
 SUM = "<Analyze>Sum column a.</Analyze><Code>```python\nimport pandas as pd\nprint(pd.read_csv('t.csv')['a'].sum())\n```</Code>"
@@ -58,7 +57,11 @@ def test_failed_code_reaches_the_reward_as_a_failed_block(tiny_vocab, env):
     assert "ZeroDivisionError" in out.messages[-1]["content"]
     reward = swift_plugin.DeepAnalyzeReward()
     r = reward(
-        [out.messages[-1]["content"]], method=["datatask"], ground_truth=["4"], rollout_infos=[out.rollout_infos], is_truncated=[False]
+        [out.messages[-1]["content"]],
+        method=["datatask"],
+        ground_truth=["4"],
+        rollout_infos=[out.rollout_infos],
+        is_truncated=[False],
     )
     assert r == [0.0]  # judge dropped (no judge); the only block failed: code success rate 0
     logged = [json.loads(line) for line in (env / "rollouts.jsonl").read_text().splitlines()]
@@ -78,7 +81,9 @@ def test_over_length_trajectory_gets_reward_zero(tiny_vocab, env, monkeypatch):
     (out,), _ = rollout(tok, [[SUM, ANSWER]])
     assert out.rollout_infos["over_length"] is True
     reward = swift_plugin.DeepAnalyzeReward()
-    assert reward([out.messages[-1]["content"]], method=["qa"], ground_truth=["4"], rollout_infos=[out.rollout_infos]) == [0.0]
+    assert reward(
+        [out.messages[-1]["content"]], method=["qa"], ground_truth=["4"], rollout_infos=[out.rollout_infos]
+    ) == [0.0]
 
 
 def test_stop_string_dropped_by_the_engine_is_restored(tiny_vocab, env):
@@ -94,8 +99,9 @@ def test_skyrl_environment_matches_the_swift_path(tiny_vocab, env):
     actions = [SUM, bad, ANSWER]
     (out,), _ = rollout(tok, [actions])
     swift_text = out.messages[-1]["content"]
-    swift_reward = swift_plugin.DeepAnalyzeReward()([swift_text], method=["datatask"], ground_truth=["4"],
-                                                    rollout_infos=[out.rollout_infos])[0]  # fmt: skip
+    swift_reward = swift_plugin.DeepAnalyzeReward()(
+        [swift_text], method=["datatask"], ground_truth=["4"], rollout_infos=[out.rollout_infos]
+    )[0]
     steps = skyrl_episode(actions, "datatask", "4")
     observations = [o["content"] for step in steps for o in step["observations"]]
     assert steps[-1]["done"]
@@ -115,7 +121,9 @@ def test_a_policy_that_only_ends_its_turns_keeps_its_last_eos(tiny_vocab, env):
     mask = [m for turn in out.response_loss_mask for m in turn]
     assert out.rollout_infos["num_turns"] == 3 and out.rollout_infos["no_code_turns"] == 2
     assert [t for t, m in zip(ids, mask) if m == 1] == [tok.eos_token_id] and ids[-1] == tok.eos_token_id
-    obs = tok.encode("<Execute>\n[Error]:\nNo code is provided, so nothing was executed.\n</Execute>", add_special_tokens=False)
+    obs = tok.encode(
+        "<Execute>\n[Error]:\nNo code is provided, so nothing was executed.\n</Execute>", add_special_tokens=False
+    )
     assert ids == obs + obs + [tok.eos_token_id]
 
 

@@ -13,10 +13,16 @@ import subprocess
 import time
 
 import pytest
-
 from conftest import BIN, REPO, copy_repo
 
-COMMAND = [str(BIN / "snakemake"), "stage3_checkpoint", "--profile", "profiles/slurm", "--profile", "tests/slurm/profile"]
+COMMAND = [
+    str(BIN / "snakemake"),
+    "stage3_checkpoint",
+    "--profile",
+    "profiles/slurm",
+    "--profile",
+    "tests/slurm/profile",
+]
 GPU_RULES = {"train_stage1", "train_stage2", "train_stage3"}
 
 
@@ -35,7 +41,11 @@ def jobs_of(log: str) -> dict[str, dict]:
         jid = re.search(r"^\s+jobid: (\d+)", block, re.M)
         if head and jid:
             out = re.search(r"^\s+output: (.*)$", block, re.M)
-            jobs[jid.group(1)] = {"rule": head.group(2), "local": bool(head.group(1)), "output": out.group(1) if out else ""}
+            jobs[jid.group(1)] = {
+                "rule": head.group(2),
+                "local": bool(head.group(1)),
+                "output": out.group(1) if out else "",
+            }
     for jid, sid in re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", log):
         jobs.setdefault(jid, {})["slurm"] = sid
     for jid in re.findall(r"Finished jobid: (\d+)", log):
@@ -101,11 +111,20 @@ def test_the_literal_command_finds_the_profile_after_setup(tmp_path):
     import os
 
     home = tmp_path / "home"
-    subprocess.run(["make", "-s", "slurm-profile", f"SNAKEMAKE_PROFILES={home}/.config/snakemake"], cwd=REPO,
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["make", "-s", "slurm-profile", f"SNAKEMAKE_PROFILES={home}/.config/snakemake"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
     env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
-    proc = subprocess.run([str(BIN / "snakemake"), "--profile", "slurm", "-n", "stage3_checkpoint", "--forceall"],
-                          cwd=REPO, env=env, capture_output=True, text=True)  # fmt: skip
+    proc = subprocess.run(
+        [str(BIN / "snakemake"), "--profile", "slurm", "-n", "stage3_checkpoint", "--forceall"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     for rule in GPU_RULES:
         block = proc.stdout.split(f"rule {rule}:", 1)[1].split("\n\n", 1)[0]
@@ -117,8 +136,12 @@ def test_the_literal_command_finds_the_profile_after_setup(tmp_path):
 def test_no_gpu_job_of_the_paper_run_lands_on_the_cpu_partition():
     """Every job of `all` under the SLURM profile that asks for GPUs (training, summary phases, domain LoRA,
     evaluation with its vLLM server) goes to the GPU partition with a GPU model and CPUs per GPU."""
-    proc = subprocess.run([str(BIN / "snakemake"), "--profile", "profiles/slurm", "-n", "all", "--forceall"],
-                          cwd=REPO, capture_output=True, text=True)  # fmt: skip
+    proc = subprocess.run(
+        [str(BIN / "snakemake"), "--profile", "profiles/slurm", "-n", "all", "--forceall"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     gpu_rules = set()
     for block in re.split(r"\n(?=\[[^\]]+\]\n(?:local)?rule )", proc.stdout):
@@ -129,5 +152,12 @@ def test_no_gpu_job_of_the_paper_run_lands_on_the_cpu_partition():
             gpu_rules.add(head.group(1))
             for item in ("slurm_partition=a100", "gpu_model=a100", "cpus_per_gpu=8"):
                 assert item in res.group(1), (head.group(1), res.group(1))
-    assert {"train_stage1", "train_stage2", "train_stage3", "train_summary_phase", "train_domain_lora",
-            "eval_model", "summary_sft_eval"} <= gpu_rules  # fmt: skip
+    assert {
+        "train_stage1",
+        "train_stage2",
+        "train_stage3",
+        "train_summary_phase",
+        "train_domain_lora",
+        "eval_model",
+        "summary_sft_eval",
+    } <= gpu_rules

@@ -8,9 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
 import yaml
-
 from conftest import BIN, copy_repo, snakemake
 
 KEY_ENV = "DARECIPE_TEST_KEY"
@@ -30,10 +28,20 @@ def teacher(messages, body):
 def workdir(tmp_path_factory, server, n_wikitq, **llm):
     work = copy_repo(tmp_path_factory.mktemp("s1"))
     overlay = {
-        "llm": {"backend": "openai", "model": "teacher", "base_url": server.base_url, "api_key_env": KEY_ENV,
-                "max_in_flight": 1, "timeout_s": 2, "max_retries": 1, "backoff_s": 0.01, "backoff_max_s": 0.02, **llm},
+        "llm": {
+            "backend": "openai",
+            "model": "teacher",
+            "base_url": server.base_url,
+            "api_key_env": KEY_ENV,
+            "max_in_flight": 1,
+            "timeout_s": 2,
+            "max_retries": 1,
+            "backoff_s": 0.01,
+            "backoff_max_s": 0.02,
+            **llm,
+        },
         "stage1_data": {"shards": 1, "wikitq": {"limit": n_wikitq}, "finqa": {"limit": 0}, "tatqa": {"limit": 0}},
-    }  # fmt: skip
+    }
     (work / "overlay.yaml").write_text(yaml.safe_dump(overlay))
     return work
 
@@ -41,7 +49,9 @@ def workdir(tmp_path_factory, server, n_wikitq, **llm):
 def run(work, *extra, check=True):
     env_key = {KEY_ENV: KEY_VALUE}
     os.environ.update(env_key)
-    return snakemake(work, TARGET, "--cores", "1", "--configfile", "config/config.yaml", "overlay.yaml", *extra, check=check)
+    return snakemake(
+        work, TARGET, "--cores", "1", "--configfile", "config/config.yaml", "overlay.yaml", *extra, check=check
+    )
 
 
 def lines(path: Path) -> int:
@@ -70,8 +80,11 @@ def test_a_killed_distillation_resends_only_the_missing_requests(tmp_path_factor
         os.environ[KEY_ENV] = KEY_VALUE
         proc = subprocess.Popen(
             [str(BIN / "snakemake"), TARGET, "--cores", "1", "--configfile", "config/config.yaml", "overlay.yaml"],
-            cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            cwd=work,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.time() + 120
         while lines(work / SHARD_CACHE) < k and time.time() < deadline:
             time.sleep(0.05)
@@ -107,8 +120,11 @@ def test_with_faulty_replies_unanswered_requests_fail_the_rule_and_a_rerun_sends
         work = workdir(tmp_path_factory, server, n, max_in_flight=4, max_retries=1)
         first = run(work, check=False)
         assert sum(server.faults_sent.values()) > 0
-        m = re.search(r"stage1_synth: (\d+) teacher request\(s\) unanswered \(teacher \1; first: \S+: no answer after "
-                      r"2 attempt\(s\): ", first.stderr)  # fmt: skip
+        m = re.search(
+            r"stage1_synth: (\d+) teacher request\(s\) unanswered \(teacher \1; first: \S+: no answer after "
+            r"2 attempt\(s\): ",
+            first.stderr,
+        )
         assert first.returncode != 0 and m, "with 30 % faults and one retry some requests should fail twice"
         missing = int(m.group(1))
         assert lines(work / SHARD_CACHE) == n - missing and not (work / TARGET).exists()
@@ -116,7 +132,9 @@ def test_with_faulty_replies_unanswered_requests_fail_the_rule_and_a_rerun_sends
         sent_before = server.requests
         run(work)
         assert server.requests - sent_before == missing
-    tasks = [json.loads(line)["id"] for line in (work / "results/data/stage1/tasks/tableqa.jsonl").read_text().splitlines()]
+    tasks = [
+        json.loads(line)["id"] for line in (work / "results/data/stage1/tasks/tableqa.jsonl").read_text().splitlines()
+    ]
     shard = work / "results/data/stage1/shards/TableQA_distillation/0.jsonl"
     kept = [json.loads(line)["id"] for line in shard.read_text().splitlines()]
     rejected = (work / "results/data/stage1/sets/TableQA_distillation.rejects.jsonl").read_text().splitlines()

@@ -4,16 +4,14 @@ import json
 
 import polars as pl
 import pytest
+from conftest import REPO
 
 from darecipe.answers import answers_match
-from darecipe.io import InputError
-from darecipe.io import Rejects
+from darecipe.io import InputError, Rejects
 from darecipe.loaders import TaskRecord, load_file_tasks, load_finqa, load_wikitq
-from darecipe.mix import mix, write_set, read_set
+from darecipe.mix import mix, read_set, write_set
 from darecipe.sandbox import SandboxLimits
 from darecipe.stage1 import check_reasoning, read_cues, run_file_reply, sample_cues
-
-from conftest import REPO
 
 DATA = REPO / "resources/data"
 HEADER = "id\tutterance\tcontext\ttargetValue\n"
@@ -32,8 +30,13 @@ def test_wikitq_loader_reads_escapes_and_tables():
     nt9 = next(t for t in tasks if t.id == "nt-9")
     assert nt9.answer == "Siim Ennemuist | Andri Aganits"  # several gold values, '|' separated
     # 203-csv/733.csv escapes quotes as \" (see the NOTICE): the cell must come back with a plain quote.
-    table = next(t for t in load_wikitq(DATA / "wikitablequestions/data/pristine-unseen-tables-first50.tsv",
-                                        DATA / "wikitablequestions", Rejects()) if t.id == "nu-0").table  # fmt: skip
+    table = next(
+        t
+        for t in load_wikitq(
+            DATA / "wikitablequestions/data/pristine-unseen-tables-first50.tsv", DATA / "wikitablequestions", Rejects()
+        )
+        if t.id == "nu-0"
+    ).table
     assert not any('\\"' in cell for row in table for cell in row)
 
 
@@ -50,7 +53,10 @@ def test_non_utf8_bytes_name_file_and_line(tmp_path):
 
 
 def test_missing_table_and_empty_question_are_counted_rejects(tmp_path):
-    tsv = wikitq(tmp_path, b"a\twhat?\tcsv/999-csv/1.csv\t1\nb\t \tcsv/204-csv/590.csv\t2004\nc\tok?\tcsv/204-csv/590.csv\t2004\n")
+    tsv = wikitq(
+        tmp_path,
+        b"a\twhat?\tcsv/999-csv/1.csv\t1\nb\t \tcsv/204-csv/590.csv\t2004\nc\tok?\tcsv/204-csv/590.csv\t2004\n",
+    )
     rejects = Rejects()
     tasks = load_wikitq(tsv, DATA / "wikitablequestions", rejects)
     assert [t.id for t in tasks] == ["c"]
@@ -74,10 +80,17 @@ def test_finqa_json_error_names_line(tmp_path):
 
 @pytest.mark.parametrize(
     "pred,gold,ok",
-    [("12467", "12,467", True), ("1.4240", "1.42403", True), ("1.43", "1.42403", False), ("-9.71%", "-0.09709", True),
-     ("Wolfe Tones.", "Wolfe Tones", True), ("Andri Aganits | Siim Ennemuist", "Siim Ennemuist | Andri Aganits", True),
-     ("Siim Ennemuist", "Siim Ennemuist | Andri Aganits", False), ("Bangkok", "Bangkok, Thailand", False)],
-)  # fmt: skip
+    [
+        ("12467", "12,467", True),
+        ("1.4240", "1.42403", True),
+        ("1.43", "1.42403", False),
+        ("-9.71%", "-0.09709", True),
+        ("Wolfe Tones.", "Wolfe Tones", True),
+        ("Andri Aganits | Siim Ennemuist", "Siim Ennemuist | Andri Aganits", True),
+        ("Siim Ennemuist", "Siim Ennemuist | Andri Aganits", False),
+        ("Bangkok", "Bangkok, Thailand", False),
+    ],
+)
 def test_answers_match(pred, gold, ok):
     assert answers_match(pred, gold) is ok
 
@@ -91,7 +104,9 @@ def test_reply_checks():
     assert check_reasoning(good, task()) is None
     assert check_reasoning(good.replace("2004</Answer>", "2003</Answer>"), task()).startswith("answer mismatch")
     assert check_reasoning("<Understand>b</Understand><Answer>2004</Answer>", task()).startswith("malformed tags")
-    assert check_reasoning("<Analyze>a</Analyze><Code>x</Code><Execute>\n1\n</Execute><Answer>2004</Answer>", task()).startswith("unexpected tags")
+    assert check_reasoning(
+        "<Analyze>a</Analyze><Code>x</Code><Execute>\n1\n</Execute><Answer>2004</Answer>", task()
+    ).startswith("unexpected tags")
     cued = "<Analyze>But wait, let me look.</Analyze><Answer>2004</Answer>"
     assert check_reasoning(cued, task(), cues=["But wait,"]) is None
     assert check_reasoning(cued, task(), cues=["What happens at the boundaries?"]).startswith("cue not woven in")
@@ -108,7 +123,9 @@ def test_cues_are_seeded_per_record_and_read_from_the_vocabulary():
 
 
 def file_task(answer="25"):
-    return TaskRecord("f", "file", "How many genres?", answer, files=["chinook/Chinook_Sqlite.sqlite"], kind="file_database")
+    return TaskRecord(
+        "f", "file", "How many genres?", answer, files=["chinook/Chinook_Sqlite.sqlite"], kind="file_database"
+    )
 
 
 CODE = "<Analyze>Count.</Analyze><Code>```python\nimport sqlite3\nprint(sqlite3.connect('Chinook_Sqlite.sqlite').execute('select count(*) from Genre').fetchone()[0])\n```</Code><Analyze>25 genres.</Analyze><Answer>{}</Answer>"
@@ -126,12 +143,24 @@ def test_file_reply_runs_for_real_and_must_be_supported(tmp_path):
 def test_mix_shares_seed_and_length_filter(tmp_path):
     sets = []
     for name, role, n in (("a", "data_science", 50), ("b", "general_reasoning", 50)):
-        recs = [{"messages": [{"role": "user", "content": f"{name}{i}"}, {"role": "assistant", "content": "x"}], "id": f"{name}{i}"} for i in range(n)]
+        recs = [
+            {
+                "messages": [{"role": "user", "content": f"{name}{i}"}, {"role": "assistant", "content": "x"}],
+                "id": f"{name}{i}",
+            }
+            for i in range(n)
+        ]
         write_set(recs, tmp_path / f"{name}.arrow")
-        toks = pl.DataFrame({"row": range(n), "n_tokens": [10 if i % 10 else 999 for i in range(n)]}, schema={"row": pl.UInt32, "n_tokens": pl.UInt32})
+        toks = pl.DataFrame(
+            {"row": range(n), "n_tokens": [10 if i % 10 else 999 for i in range(n)]},
+            schema={"row": pl.UInt32, "n_tokens": pl.UInt32},
+        )
         sets.append((name, role, read_set(tmp_path / f"{name}.arrow"), toks))
     out, stats = mix(sets, {"data_science": 0.75, "general_reasoning": 0.25}, None, False, 3, 100)
-    assert stats["dropped_over_length"] == 10 and stats["available_by_role"] == {"data_science": 45, "general_reasoning": 45}
+    assert stats["dropped_over_length"] == 10 and stats["available_by_role"] == {
+        "data_science": 45,
+        "general_reasoning": 45,
+    }
     assert stats["by_role"] == {"data_science": 45, "general_reasoning": 15}  # total = 45 / 0.75 = 60
     again, _ = mix(sets, {"data_science": 0.75, "general_reasoning": 0.25}, None, False, 3, 100)
     assert out.index["id"].to_list() == again.index["id"].to_list()

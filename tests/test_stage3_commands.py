@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO
 
 from darecipe.chat import resolve_format
 from darecipe.config import load_schema, validate_config
 from darecipe.stage3 import stage3_command
-
-from conftest import REPO
 
 GOLDEN = Path(__file__).with_name("golden")
 # </Code> and EOS on DeepSeek-R1-0528-Qwen3-8B's vocabulary (the release's own values; the pipeline reads them from
@@ -20,12 +19,20 @@ STOP_IDS = [151676, 151645]
 
 
 def render(backend: str) -> str:
-    cfg = validate_config(yaml.safe_load((REPO / "config/deepanalyze-8b.yaml").read_text()),
-                          load_schema(REPO / "config/schema.yaml"))  # fmt: skip
-    argv = stage3_command(backend, {**cfg["stage3"], "backend": backend}, Path("MODEL"), Path("DATA.jsonl"),
-                          [Path("qa.parquet"), Path("datatask.parquet"), Path("research.parquet")], Path("OUT"),
-                          STOP_IDS, {"workspace_root": "WORKSPACES", "sandbox": cfg["sandbox"]},
-                          resolve_format(cfg["base_model"], Path(cfg["base_model"]["path"])))  # fmt: skip
+    cfg = validate_config(
+        yaml.safe_load((REPO / "config/deepanalyze-8b.yaml").read_text()), load_schema(REPO / "config/schema.yaml")
+    )
+    argv = stage3_command(
+        backend,
+        {**cfg["stage3"], "backend": backend},
+        Path("MODEL"),
+        Path("DATA.jsonl"),
+        [Path("qa.parquet"), Path("datatask.parquet"), Path("research.parquet")],
+        Path("OUT"),
+        STOP_IDS,
+        {"workspace_root": "WORKSPACES", "sandbox": cfg["sandbox"]},
+        resolve_format(cfg["base_model"], Path(cfg["base_model"]["path"])),
+    )
     from darecipe.swift_args import PLUGIN
 
     return "\n".join(["PYTHON", *(a.replace(str(PLUGIN.parent), "SRC") for a in argv[1:])]) + "\n"

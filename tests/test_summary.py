@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO, copy_repo, job_counts, snakemake
 
 from darecipe.summary import (
     Summary,
@@ -23,8 +24,6 @@ from darecipe.summary import (
     traces_from_chat_text,
     val_traces,
 )
-
-from conftest import REPO, copy_repo, job_counts, snakemake
 
 SEARCH = TagFamily("search", "information", "answer")
 DEEPANALYZE = TagFamily("deepanalyze", "Execute", "Answer")
@@ -194,8 +193,12 @@ def test_summary_reply_parsing_and_rendering_round_trip():
     assert text.startswith("<summary>\nQuestion: Q?\n") and text.endswith("</summary>")
     assert parse_rendered_summary(text + "\n\n<Code>x</Code>") == s
     assert parse_rendered_summary("<summary>\nQuestion: Q") is None
-    for bad in ("not json", '["a"]', '{"question": "", "reasoning": "R", "key_facts": []}',
-                '{"question": "Q", "reasoning": "R", "key_facts": "a"}'):  # fmt: skip
+    for bad in (
+        "not json",
+        '["a"]',
+        '{"question": "", "reasoning": "R", "key_facts": []}',
+        '{"question": "Q", "reasoning": "R", "key_facts": "a"}',
+    ):
         with pytest.raises(ValueError, match="unparseable summary"):
             parse_summary_reply(bad)
 
@@ -212,11 +215,23 @@ def run_summaries(work: Path, name: str, edit) -> tuple:
     rec_dir.mkdir()
     lines = [json.loads(line) for line in (work / "resources/recordings/summary.jsonl").read_text().splitlines()]
     (rec_dir / "summary.jsonl").write_text("".join(json.dumps(r) + "\n" for r in edit(lines)))
-    overlay = {"summary": {"pipeline_trajectories": None},
-               "llm": {"recordings": str(rec_dir), "cache_dir": f"results/cache/{name}"}}  # fmt: skip
+    overlay = {
+        "summary": {"pipeline_trajectories": None},
+        "llm": {"recordings": str(rec_dir), "cache_dir": f"results/cache/{name}"},
+    }
     (work / f"{name}.yaml").write_text(yaml.safe_dump(overlay))
-    proc = snakemake(work, "--cores", "1", "results/summary/with_summary.jsonl", "--forcerun", "summary_llm",
-                     "--configfile", "config/config.yaml", f"{name}.yaml", check=False)  # fmt: skip
+    proc = snakemake(
+        work,
+        "--cores",
+        "1",
+        "results/summary/with_summary.jsonl",
+        "--forcerun",
+        "summary_llm",
+        "--configfile",
+        "config/config.yaml",
+        f"{name}.yaml",
+        check=False,
+    )
     return proc, work / "results/summary"
 
 
@@ -264,8 +279,17 @@ def test_summary_module_outputs_and_split(demo_run):
     import pyarrow.parquet as pq
 
     out = demo_run["dir"] / "results/summary"
-    for name in ("multiturn.jsonl", "samples.jsonl", "with_summary.jsonl", "summary_prefix.jsonl",
-                 "summary_only.jsonl", "stats.json", "eval.json", "eval.md", "split.json"):  # fmt: skip
+    for name in (
+        "multiturn.jsonl",
+        "samples.jsonl",
+        "with_summary.jsonl",
+        "summary_prefix.jsonl",
+        "summary_only.jsonl",
+        "stats.json",
+        "eval.json",
+        "eval.md",
+        "split.json",
+    ):
         assert (out / name).is_file(), name
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     traces = [json.loads(line) for line in (out / "multiturn.jsonl").read_text().splitlines()]

@@ -7,17 +7,15 @@ import json
 import re
 import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO, copy_repo, job_counts, snakemake
+from test_agent_synthesis import teacher
 
 from darecipe.config import ConfigError, check_llm, load_schema, render_command, validate_config
 from darecipe.llm import LLMResult, LLMSettings, MissingResponses, report_missing
 from darecipe.testserver import FAULTS, FakeOpenAI
-
-from conftest import REPO, copy_repo, job_counts, snakemake
-from test_agent_synthesis import teacher
 
 STANDIN = [sys.executable, "-m", "darecipe.testserver"]
 TRANSPORT = re.compile(r"HTTP (408|409|429|5\d\d)|timeout|connection error|unparseable|no answer after")
@@ -51,10 +49,18 @@ class Faults:
             return None
         self.attempts[h] += 1
         text = msgs[-1]["content"]
-        role = ("questioner" if text.startswith("You are the questioner") else
-                "inspector" if text.startswith("You are the inspector") else "solver")  # fmt: skip
-        always = (role == "solver" and len(msgs) > 2 and "departments" in msgs[1]["content"]) or (
-            role == "inspector" and "How many rows" in text) or (role == "questioner" and self.attempts[h] == 1)  # fmt: skip
+        role = (
+            "questioner"
+            if text.startswith("You are the questioner")
+            else "inspector"
+            if text.startswith("You are the inspector")
+            else "solver"
+        )
+        always = (
+            (role == "solver" and len(msgs) > 2 and "departments" in msgs[1]["content"])
+            or (role == "inspector" and "How many rows" in text)
+            or (role == "questioner" and self.attempts[h] == 1)
+        )
         draw = int(hashlib.sha256(f"{h}:{self.attempts[h]}".encode()).hexdigest(), 16)
         if always or draw % 1000 < 300:
             self.faults_by_role[role] += 1
@@ -63,16 +69,26 @@ class Faults:
         return None
 
 
-def test_unanswered_requests_fail_the_rule_with_their_count_and_a_plain_rerun_completes_them(tmp_path_factory,
-                                                                                            monkeypatch):  # fmt: skip
+def test_unanswered_requests_fail_the_rule_with_their_count_and_a_plain_rerun_completes_them(
+    tmp_path_factory, monkeypatch
+):
     monkeypatch.setenv("DARECIPE_TEST_KEY", "sk-dummy")
     faults = Faults()
     target = "results/data/synthesis/data_analysis.jsonl"
     with FakeOpenAI(reply=teacher, fault_plan=faults) as server:
         work = copy_repo(tmp_path_factory.mktemp("faults"))
-        overlay = {"llm": {"backend": "openai", "model": "teacher", "base_url": server.base_url,
-                           "api_key_env": "DARECIPE_TEST_KEY", "max_retries": 2, "timeout_s": 1.0,
-                           "backoff_s": 0.01, "backoff_max_s": 0.05}}  # fmt: skip
+        overlay = {
+            "llm": {
+                "backend": "openai",
+                "model": "teacher",
+                "base_url": server.base_url,
+                "api_key_env": "DARECIPE_TEST_KEY",
+                "max_retries": 2,
+                "timeout_s": 1.0,
+                "backoff_s": 0.01,
+                "backoff_max_s": 0.05,
+            }
+        }
         (work / "overlay.yaml").write_text(yaml.safe_dump(overlay))
         args = (target, "--cores", "1", "--configfile", "config/config.yaml", "overlay.yaml")
         first = snakemake(work, *args, check=False)
@@ -81,7 +97,9 @@ def test_unanswered_requests_fail_the_rule_with_their_count_and_a_plain_rerun_co
         m = re.search(r"(\d+) teacher request\(s\) unanswered \(([^;]*);", first.stderr)
         assert m, first.stderr[-3000:]
         counts = dict((role, int(n)) for role, n in (part.split() for part in m.group(2).split(", ")))
-        assert counts.get("solver", 0) >= 1 and counts.get("inspector", 0) >= 1 and int(m.group(1)) == sum(counts.values())
+        assert (
+            counts.get("solver", 0) >= 1 and counts.get("inspector", 0) >= 1 and int(m.group(1)) == sum(counts.values())
+        )
         assert "a plain rerun asks exactly these again" in log
         assert set(faults.faults_by_role) == {"questioner", "solver", "inspector"}  # every role met faults
         assert not (work / target).exists()
@@ -95,7 +113,8 @@ def test_unanswered_requests_fail_the_rule_with_their_count_and_a_plain_rerun_co
     # the same result as a run without faults (tests/test_agent_synthesis.py)
     assert len(accepted) == 1 and "<Execute>\n(2000, 5)\n</Execute>" in accepted[0]["messages"][1]["content"]
     assert [(r["where"], r["reason"]) for r in rejects] == [
-        ("inspector", "rejected by the inspector: the answer lacks the department names")]
+        ("inspector", "rejected by the inspector: the answer lacks the department names")
+    ]
     assert not any(TRANSPORT.search(r["reason"]) for r in rejects)
     metrics = json.loads((out / "data_analysis.metrics.json").read_text())
     assert metrics["missing"] == {} and metrics["accepted"] == 1
@@ -113,14 +132,54 @@ def test_missing_requests_can_be_written_without_instead(caplog):
 def test_local_teacher_commands_are_rendered_from_the_paper_config():
     cfg = paper_llm(model="/models/teacher")
     s = LLMSettings.from_config(cfg["llm"])
-    serve = render_command(s.local.serve_command, "llm.local.serve_command", model=s.local.model, port=8123,
-                           name=s.model, gpus=s.local.gpus)  # fmt: skip
-    batch = render_command(s.local.run_batch_command, "llm.local.run_batch_command", input="/tmp/in.jsonl",
-                           output="/tmp/out.jsonl", model=s.local.model, name=s.model, gpus=s.local.gpus)  # fmt: skip
-    assert serve == ["vllm", "serve", "/models/teacher", "--port", "8123", "--host", "127.0.0.1", "--served-model-name",
-                     s.model, "--tensor-parallel-size", "8", "--max-model-len", "32768"]  # fmt: skip
-    assert batch == ["vllm", "run-batch", "-i", "/tmp/in.jsonl", "-o", "/tmp/out.jsonl", "--model", "/models/teacher",
-                     "--served-model-name", s.model, "--tensor-parallel-size", "8", "--max-model-len", "32768"]  # fmt: skip
+    serve = render_command(
+        s.local.serve_command,
+        "llm.local.serve_command",
+        model=s.local.model,
+        port=8123,
+        name=s.model,
+        gpus=s.local.gpus,
+    )
+    batch = render_command(
+        s.local.run_batch_command,
+        "llm.local.run_batch_command",
+        input="/tmp/in.jsonl",
+        output="/tmp/out.jsonl",
+        model=s.local.model,
+        name=s.model,
+        gpus=s.local.gpus,
+    )
+    assert serve == [
+        "vllm",
+        "serve",
+        "/models/teacher",
+        "--port",
+        "8123",
+        "--host",
+        "127.0.0.1",
+        "--served-model-name",
+        s.model,
+        "--tensor-parallel-size",
+        "8",
+        "--max-model-len",
+        "32768",
+    ]
+    assert batch == [
+        "vllm",
+        "run-batch",
+        "-i",
+        "/tmp/in.jsonl",
+        "-o",
+        "/tmp/out.jsonl",
+        "--model",
+        "/models/teacher",
+        "--served-model-name",
+        s.model,
+        "--tensor-parallel-size",
+        "8",
+        "--max-model-len",
+        "32768",
+    ]
     # The config is checked before any job runs: weights required, placeholders known.
     cfg["llm"]["backend"] = "vllm"
     with pytest.raises(ConfigError, match="llm.local.model: /models/teacher is not a directory"):
@@ -168,12 +227,12 @@ def test_slurm_profile_has_entries_for_the_local_teacher_and_batch_mode():
     rules = set(job_counts(dry.stdout))
     for block in ("local teacher", "API batch mode"):
         body = text.split(f"# >>> {block}")[1].split(f"# <<< {block}")[0]
-        entries = yaml.safe_load("\n".join(line.strip()[2:] for line in body.splitlines() if line.strip().startswith("# ")
-                                           and ": {" in line))  # fmt: skip
+        entries = yaml.safe_load(
+            "\n".join(line.strip()[2:] for line in body.splitlines() if line.strip().startswith("# ") and ": {" in line)
+        )
         assert entries and set(entries) <= rules, set(entries) - rules
         if block == "local teacher":
-            assert set(entries) == {"stage1_synth", "synth_shard",
-                                    "summary_llm"}  # fmt: skip
+            assert set(entries) == {"stage1_synth", "synth_shard", "summary_llm"}
             assert all(e["gpu_model"] and e["slurm_partition"] != "cpu" for e in entries.values())
 
 
@@ -185,7 +244,9 @@ def test_teacher_plan_prices_batch_only_for_the_one_shot_steps():
     stage1 = [s for s in steps.values() if s.batchable]
     assert [s.name for s in stage1] == ["distill", "refine", "tablegpt", "file"]
     assert steps["distill"].requests == round(39_301 / 0.8)  # docs/recipe.md's kept records over the acceptance rate
-    assert steps["solver"].requests == pytest.approx(steps["inspector"].requests * cfg["plan"]["teacher"]["solver_turns"], abs=8)
+    assert steps["solver"].requests == pytest.approx(
+        steps["inspector"].requests * cfg["plan"]["teacher"]["solver_turns"], abs=8
+    )
     assert (steps["solver"].prompt, steps["solver"].reply) == tuple(cfg["plan"]["teacher"]["tokens"]["solver"])
     p = Prices(2.0, 8.0, 0.5)
     every = list(steps.values())

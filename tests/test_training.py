@@ -2,12 +2,11 @@ import json
 from pathlib import Path
 
 import yaml
+from conftest import REPO
 
 from darecipe import training
 from darecipe.config import load_schema, validate_config
 from darecipe.swift_args import grpo_args, sft_args
-
-from conftest import REPO
 
 
 def fake_save(output_dir, step, state_ok=True, weights=True):

@@ -34,8 +34,12 @@ def main() -> None:
     config = yaml.safe_load((work / "config/config.yaml").read_text())
     validate_config(config, load_schema(work / "config/schema.yaml"))
     samples_path = work / "results/summary/samples.jsonl"
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", str(samples_path.relative_to(work))],
-                          cwd=work, capture_output=True, text=True)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", str(samples_path.relative_to(work))],
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         sys.exit(proc.stderr[-3000:])
     plans = {

@@ -14,8 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from darecipe.recordings import _load
 from darecipe.io import write_jsonl
+from darecipe.recordings import _load
 
 ROOT = Path(__file__).resolve().parents[1]
 PLANS = ROOT / "resources/recordings/sources/synthesis_plans.jsonl"
@@ -39,8 +39,12 @@ def main() -> None:
     for _ in range(20):
         for missing in CACHE.rglob("*.missing.jsonl"):
             missing.unlink()
-        proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--keep-going", *targets],
-                              cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, "-m", "snakemake", "--cores", "2", "--keep-going", *targets],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
         found = sorted(CACHE.rglob("*.missing.jsonl"))
         if not found:
             print("all recorded" if proc.returncode == 0 else proc.stderr[-3000:])

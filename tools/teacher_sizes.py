@@ -56,8 +56,9 @@ def main() -> None:
         seen.append((messages, text))
         return text
 
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True,
-                           check=True).stdout.split()  # fmt: skip
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
     with tempfile.TemporaryDirectory() as tmp, FakeOpenAI(reply=reply) as server:
         work = Path(tmp)
         for rel in files:
@@ -67,9 +68,20 @@ def main() -> None:
         overlay = {"llm": {"backend": "openai", "base_url": server.base_url, "api_key_env": None}}
         (work / "overlay.yaml").write_text(yaml.safe_dump(overlay))
         targets = ["results/data/stage1/train.jsonl", "results/data/interaction", "results/summary/with_summary.jsonl"]
-        subprocess.run([str(Path(sys.executable).parent / "snakemake"), "--cores", str(os.cpu_count()), *targets,
-                        "--configfile", "config/config.yaml", "overlay.yaml"], cwd=work, check=True,
-                       capture_output=True)  # fmt: skip
+        subprocess.run(
+            [
+                str(Path(sys.executable).parent / "snakemake"),
+                "--cores",
+                str(os.cpu_count()),
+                *targets,
+                "--configfile",
+                "config/config.yaml",
+                "overlay.yaml",
+            ],
+            cwd=work,
+            check=True,
+            capture_output=True,
+        )
     sizes = defaultdict(lambda: ([], []))
     for messages, text in seen:
         prompt, out = sizes[step_of(messages)]
@@ -77,8 +89,10 @@ def main() -> None:
         out.append(len(tok.encode(text, add_special_tokens=False).ids))
     print(f"{'step':<12} {'requests':>8} {'prompt mean':>12} {'prompt max':>11} {'reply mean':>11} {'reply max':>10}")
     for step, (prompt, out) in sorted(sizes.items()):
-        print(f"{step:<12} {len(prompt):>8} {statistics.mean(prompt):>12.0f} {max(prompt):>11} "
-              f"{statistics.mean(out):>11.0f} {max(out):>10}")  # fmt: skip
+        print(
+            f"{step:<12} {len(prompt):>8} {statistics.mean(prompt):>12.0f} {max(prompt):>11} "
+            f"{statistics.mean(out):>11.0f} {max(out):>10}"
+        )
 
 
 if __name__ == "__main__":

@@ -10,15 +10,15 @@ model (`HFGenerator`). Many trajectories advance together, one turn at a time, s
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from .chat import prompt_ids
 from .llm import LLMRequest, LLMResult, LLMSettings, ResponseCache, Totals, run_requests
 from .rollout import Episode
 from .sandbox import ExecResult, SandboxLimits
-
 
 EXECUTE_BLOCK_RE = re.compile(r"(<Execute>\n.*?\n</Execute>)", re.DOTALL)
 
@@ -57,9 +57,15 @@ class Generator(Protocol):
     def __call__(self, states: list[State]) -> list[str | None]: ...
 
 
-def run_agents(generate: Generator, states: list[State], workspaces: list[Path], limits: SandboxLimits,
-               max_turns: int = 30, progress: Callable[[int], None] | None = None,
-               on_no_code: str = "continue") -> list[Trajectory]:  # fmt: skip
+def run_agents(
+    generate: Generator,
+    states: list[State],
+    workspaces: list[Path],
+    limits: SandboxLimits,
+    max_turns: int = 30,
+    progress: Callable[[int], None] | None = None,
+    on_no_code: str = "continue",
+) -> list[Trajectory]:
     """Advance every state, one environment episode each (`rollout.Episode`: the stage-3 environment's rules),
     until it answers or ends; many trajectories advance together, one turn at a time. `on_no_code="stop"` ends a
     trajectory at a turn without code (a synthesis solver's attempt) instead of answering it with the failed
@@ -69,8 +75,18 @@ def run_agents(generate: Generator, states: list[State], workspaces: list[Path],
 
     def finish(i: int, stop: str, error: str | None = None, retryable: bool = False) -> None:
         s, ep = states[i], episodes[i]
-        done[i] = Trajectory(s.id, s.prompt, ep.text, ep.turns, stop == "answer", stop, list(ep.results), error,
-                             ep.no_code_turns, retryable)  # fmt: skip
+        done[i] = Trajectory(
+            s.id,
+            s.prompt,
+            ep.text,
+            ep.turns,
+            stop == "answer",
+            stop,
+            list(ep.results),
+            error,
+            ep.no_code_turns,
+            retryable,
+        )
 
     turn = 0
     try:
@@ -138,8 +154,15 @@ class HFGenerator:
     through `generate` together, left-padded, `batch_size` at a time (one sequence at a time leaves most of a CPU
     idle); on a GPU when there is one."""
 
-    def __init__(self, model_dir: Path, max_new_tokens: int = 512, temperature: float = 0.0, seed: int = 0,
-                 batch_size: int = 8, stop_at_code: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        model_dir: Path,
+        max_new_tokens: int = 512,
+        temperature: float = 0.0,
+        seed: int = 0,
+        batch_size: int = 8,
+        stop_at_code: bool = True,
+    ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -171,9 +194,14 @@ class HFGenerator:
             mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in batch], device=self.device)
             with torch.no_grad():
                 gen = self.model.generate(
-                    input_ids=ids, attention_mask=mask, max_new_tokens=self.max_new_tokens, eos_token_id=self.stop_ids,
-                    do_sample=self.temperature > 0, temperature=self.temperature or None, pad_token_id=self.pad_id,
-                )  # fmt: skip
+                    input_ids=ids,
+                    attention_mask=mask,
+                    max_new_tokens=self.max_new_tokens,
+                    eos_token_id=self.stop_ids,
+                    do_sample=self.temperature > 0,
+                    temperature=self.temperature or None,
+                    pad_token_id=self.pad_id,
+                )
             outs += [self._continuation(row[width:].tolist()) for row in gen]
         return outs
 

@@ -45,7 +45,11 @@ def answers_match(pred: str | None, gold: str, rel_tol: float = 1e-3) -> bool:
     if " | " in gold:
         golds = sorted(normalise_answer(g) for g in gold.split(" | "))
         preds = sorted(normalise_answer(p) for p in re.split(r"\s*[|;]\s*|,\s+(?=\D)", pred) if p.strip())
-        return preds == golds or all(answers_match(p, g, rel_tol) for p, g in zip(preds, golds)) and len(preds) == len(golds)
+        return (
+            preds == golds
+            or all(answers_match(p, g, rel_tol) for p, g in zip(preds, golds))
+            and len(preds) == len(golds)
+        )
     p, g = parse_number(pred), parse_number(gold)
     if p is None or g is None:
         return False

@@ -15,8 +15,8 @@ So the pipeline settles the chat format once, in the vocabulary step:
 
 from __future__ import annotations
 
-import logging
 import json
+import logging
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -58,7 +58,7 @@ PIPELINE_TEMPLATES = {
 PIPELINE_TEMPLATES["qwen3"] = PIPELINE_TEMPLATES["chatml"]
 
 # Conversations the two renderers must agree on: a prompt to continue, and a training record.
-PROBE_PROMPT = [{"role": "user", "content": "# Instruction\nHow many rows?\n\n# Data\nFile 1: {\"name\": \"a.csv\"}"}]
+PROBE_PROMPT = [{"role": "user", "content": '# Instruction\nHow many rows?\n\n# Data\nFile 1: {"name": "a.csv"}'}]
 PROBE_RESPONSE = (
     "<Analyze>Count them.</Analyze><Code>```python\nimport pandas as pd\nprint(len(pd.read_csv('a.csv')))\n```</Code>"
     "<Execute>\n3\n</Execute><Answer>3</Answer>"
@@ -109,11 +109,15 @@ def detect_format(model_dir: Path, hub_id: str | None = None) -> ChatFormat:
     if template is None and (model_dir / "chat_template.jinja").is_file():
         template = detect_template((model_dir / "chat_template.jinja").read_text(encoding="utf-8"))
     if model_type is None:
-        raise ChatFormatError(f"{model_dir}/config.json: model_type {cfg.get('model_type')!r} is not one the "
-                              f"pipeline recognises; set base_model.model_type to ms-swift's name for it")  # fmt: skip
+        raise ChatFormatError(
+            f"{model_dir}/config.json: model_type {cfg.get('model_type')!r} is not one the "
+            f"pipeline recognises; set base_model.model_type to ms-swift's name for it"
+        )
     if template is None:
-        raise ChatFormatError(f"{model_dir}: cannot tell the chat template family from tokenizer_config.json; set "
-                              f"base_model.template (one of {', '.join(sorted(PIPELINE_TEMPLATES))})")  # fmt: skip
+        raise ChatFormatError(
+            f"{model_dir}: cannot tell the chat template family from tokenizer_config.json; set "
+            f"base_model.template (one of {', '.join(sorted(PIPELINE_TEMPLATES))})"
+        )
     return ChatFormat(model_type, template)
 
 
@@ -133,8 +137,10 @@ def write_format(out_dir: Path, fmt: ChatFormat, **extra) -> None:
 def read_format(checkpoint: Path) -> ChatFormat:
     data = _read_json(checkpoint / FORMAT_FILE)
     if not data:
-        raise ChatFormatError(f"{checkpoint}/{FORMAT_FILE} is missing: the checkpoint was not made by this "
-                              f"pipeline's extend_vocab rule (rerun it)")  # fmt: skip
+        raise ChatFormatError(
+            f"{checkpoint}/{FORMAT_FILE} is missing: the checkpoint was not made by this "
+            f"pipeline's extend_vocab rule (rerun it)"
+        )
     return ChatFormat(data["model_type"], data["template"])
 
 
@@ -147,8 +153,9 @@ def chat_text(messages: list[dict]) -> str:
 
 def messages_ids(tokenizer, messages: list[dict], add_generation_prompt: bool = True) -> list[int]:
     """A chat through the checkpoint's chat template, as ids (rendered to ids directly: no second BOS)."""
-    ids = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=add_generation_prompt,
-                                        return_dict=False)  # fmt: skip
+    ids = tokenizer.apply_chat_template(
+        messages, tokenize=True, add_generation_prompt=add_generation_prompt, return_dict=False
+    )
     if hasattr(ids, "tolist"):
         ids = ids.tolist()
     return list(ids["input_ids"] if isinstance(ids, dict) else ids)
@@ -175,8 +182,16 @@ def swift_template(model_dir: Path, fmt: ChatFormat):
     from .swift_args import COMMON_FIXED
 
     with tempfile.TemporaryDirectory(prefix="swift-probe-") as out:
-        argv = ["--model", str(model_dir), "--dataset", "unused.jsonl", *fmt.swift_args(), *COMMON_FIXED,
-                "--output_dir", out]  # fmt: skip
+        argv = [
+            "--model",
+            str(model_dir),
+            "--dataset",
+            "unused.jsonl",
+            *fmt.swift_args(),
+            *COMMON_FIXED,
+            "--output_dir",
+            out,
+        ]
         args, remaining = parse_args(SftArguments, argv)
     if remaining:
         raise ChatFormatError(f"ms-swift did not accept {remaining}")
@@ -198,12 +213,17 @@ def disagreements(tokenizer, template) -> list[str]:
     """Where the checkpoint's chat template and ms-swift's template give different ids for the probes."""
     prompt = PROBE_PROMPT[0]["content"]
     out = []
-    cases = (("prompt", prompt_ids(tokenizer, prompt), swift_ids(template, prompt, None)),
-             ("record", record_ids(tokenizer, prompt, PROBE_RESPONSE), swift_ids(template, prompt, PROBE_RESPONSE)))  # fmt: skip
+    cases = (
+        ("prompt", prompt_ids(tokenizer, prompt), swift_ids(template, prompt, None)),
+        ("record", record_ids(tokenizer, prompt, PROBE_RESPONSE), swift_ids(template, prompt, PROBE_RESPONSE)),
+    )
     for what, hf, sw in cases:
         if hf != sw:
             i = next((k for k, (a, b) in enumerate(zip(hf, sw)) if a != b), min(len(hf), len(sw)))
-            show = lambda ids: repr(tokenizer.decode(ids[max(0, i - 4) : i + 8], skip_special_tokens=False))  # noqa: E731
+
+            def show(ids: list[int], i: int = i) -> str:
+                return repr(tokenizer.decode(ids[max(0, i - 4) : i + 8], skip_special_tokens=False))
+
             out.append(f"{what} differs at token {i}: chat template …{show(hf)}…, ms-swift …{show(sw)}…")
     return out
 
@@ -219,9 +239,11 @@ def settle_chat_template(model_dir: Path, fmt: ChatFormat) -> str:
     if tok.chat_template and not disagreements(tok, template):
         return "own"
     if fmt.template not in PIPELINE_TEMPLATES:
-        raise ChatFormatError(f"the base model's chat template disagrees with ms-swift's template {fmt.template!r} "
-                              f"and the pipeline has no template of its own for it; choose base_model.template "
-                              f"from {', '.join(sorted(PIPELINE_TEMPLATES))}")  # fmt: skip
+        raise ChatFormatError(
+            f"the base model's chat template disagrees with ms-swift's template {fmt.template!r} "
+            f"and the pipeline has no template of its own for it; choose base_model.template "
+            f"from {', '.join(sorted(PIPELINE_TEMPLATES))}"
+        )
     why = "has none" if not tok.chat_template else "; ".join(disagreements(tok, template))
     tok.chat_template = PIPELINE_TEMPLATES[fmt.template]
     still = disagreements(tok, template)

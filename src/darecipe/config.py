@@ -38,10 +38,14 @@ def _registry() -> dict[str, list[str] | dict[str, str]]:
     from .reward import METHODS
     from .sets import CATEGORIES, STAGE1_PROMPTS, STAGE1_SETS, SUPPLIED_SETS
 
-    return {"stage1_sets": list(STAGE1_SETS), "supplied_sets": list(SUPPLIED_SETS), "categories": list(CATEGORIES),
-            "stage1_prompts": list(STAGE1_PROMPTS),
-            "released_stage1_sets": [name for name, s in STAGE1_SETS.items() if s.released],
-            "judge_prompts": {name: f"config/prompts/{m.judge_prompt}" for name, m in METHODS.items()}}  # fmt: skip
+    return {
+        "stage1_sets": list(STAGE1_SETS),
+        "supplied_sets": list(SUPPLIED_SETS),
+        "categories": list(CATEGORIES),
+        "stage1_prompts": list(STAGE1_PROMPTS),
+        "released_stage1_sets": [name for name, s in STAGE1_SETS.items() if s.released],
+        "judge_prompts": {name: f"config/prompts/{m.judge_prompt}" for name, m in METHODS.items()},
+    }
 
 
 def _fill_registry(node, names: dict):
@@ -146,19 +150,25 @@ def _check_combinations(config: dict, sources: str) -> None:
     """Settings that are valid alone but mean nothing together."""
     mix = (config.get("stage1_data") or {}).get("mix") or {}
     if mix.get("ratios") is None and (mix.get("total") is not None or mix.get("replace")):
-        raise ConfigError(f"{sources}: stage1_data.mix.total / replace only apply with mix.ratios (null keeps every "
-                          f"record); set ratios to resample, or remove them")  # fmt: skip
+        raise ConfigError(
+            f"{sources}: stage1_data.mix.total / replace only apply with mix.ratios (null keeps every "
+            f"record); set ratios to resample, or remove them"
+        )
     summary = config.get("summary") or {}
     families = summary.get("tag_families") or {}
     named = [(f"summary.traces[{i}].family", t.get("family")) for i, t in enumerate(summary.get("traces") or [])]
     named.append(("summary.pipeline_trajectories", summary.get("pipeline_trajectories")))
     if summary and not summary.get("traces") and summary.get("pipeline_trajectories") is None:
-        raise ConfigError(f"{sources}: summary.traces is empty and summary.pipeline_trajectories is null: the summary "
-                          "module would have no traces to learn from")  # fmt: skip
+        raise ConfigError(
+            f"{sources}: summary.traces is empty and summary.pipeline_trajectories is null: the summary "
+            "module would have no traces to learn from"
+        )
     for key, family in named:
         if family is not None and family not in families:
-            raise ConfigError(f"{sources}: {key}: unknown tag family {family!r} (summary.tag_families has "
-                              f"{', '.join(families) or 'none'})")  # fmt: skip
+            raise ConfigError(
+                f"{sources}: {key}: unknown tag family {family!r} (summary.tag_families has "
+                f"{', '.join(families) or 'none'})"
+            )
 
 
 def _deepest_relevant(err):
@@ -188,8 +198,10 @@ def render_command(command, field: str, **values) -> list[str]:
         names = [n for _, n, _, _ in string.Formatter().parse(str(arg)) if n is not None]
         unknown = [n for n in names if n not in values]
         if unknown:
-            raise ConfigError(f"{field}: unknown placeholder {{{unknown[0]}}} in {arg!r} (known: "
-                              f"{', '.join('{' + k + '}' for k in values)})")  # fmt: skip
+            raise ConfigError(
+                f"{field}: unknown placeholder {{{unknown[0]}}} in {arg!r} (known: "
+                f"{', '.join('{' + k + '}' for k in values)})"
+            )
         argv.append(str(arg).format(**{k: str(v) for k, v in values.items()}))
     return argv
 
@@ -201,8 +213,10 @@ def check_llm(config: dict, sources: str = "config") -> None:
         return
     model = llm["local"]["model"]
     if not model or not Path(model).is_dir():
-        raise ConfigError(f"{sources}: llm.local.model: {'required' if not model else f'{model} is not a directory'} "
-                          "(the teacher's weights, served by vLLM when llm.backend is 'vllm')")  # fmt: skip
+        raise ConfigError(
+            f"{sources}: llm.local.model: {'required' if not model else f'{model} is not a directory'} "
+            "(the teacher's weights, served by vLLM when llm.backend is 'vllm')"
+        )
     for key in ("serve_command", "run_batch_command"):
         field = f"llm.local.{key}"
         try:
@@ -288,11 +302,18 @@ def check_paths(config: dict, schema: dict, sources: str = "config") -> None:
         raise ConfigError(f"{sources}: base_model.hub_id: required when base_model.source is 'hub'")
     standin = base["tiny"].get("tokenizer")
     if base["source"] == "tiny" and standin and not (Path(standin) / "tokens.json").is_file():
-        raise ConfigError(f"{sources}: base_model.tiny.tokenizer: {standin} is not a tokenizer stand-in (no tokens.json)")
+        raise ConfigError(
+            f"{sources}: base_model.tiny.tokenizer: {standin} is not a tokenizer stand-in (no tokens.json)"
+        )
     summary_base = config["summary"]["base"]
-    if summary_base not in ("vocab", "stage1", "stage2", "stage3") and not (Path(summary_base) / "config.json").is_file():
-        raise ConfigError(f"{sources}: summary.base: {summary_base} is neither vocab, stage1, stage2, stage3 nor an HF "
-                          "checkpoint directory (no config.json)")  # fmt: skip
+    if (
+        summary_base not in ("vocab", "stage1", "stage2", "stage3")
+        and not (Path(summary_base) / "config.json").is_file()
+    ):
+        raise ConfigError(
+            f"{sources}: summary.base: {summary_base} is neither vocab, stage1, stage2, stage3 nor an HF "
+            "checkpoint directory (no config.json)"
+        )
     syn = config["synthesis"]
     named = named_paths(config, schema)
     for name, ws_files in syn["workspaces"].items():

@@ -18,7 +18,6 @@ This uses Snakemake internals (`Workflow`, `DAG`, `Job`), as PyPSA's helper does
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from .io import InputError
@@ -51,9 +50,18 @@ def mock_snakemake(
         workflow.dag_settings = DAGSettings()
         job = Job(rule, DAG(workflow, rules=[rule]), wildcards_dict=rule.get_wildcards(target), targetfile=target)
         smk = Snakemake(
-            job.input, job.output, job.params, job.wildcards, job.threads, job.resources, job.log,
-            workflow.config, rule.name, None, Path(rule.script).parent if rule.script else None,
-        )  # fmt: skip
+            job.input,
+            job.output,
+            job.params,
+            job.wildcards,
+            job.threads,
+            job.resources,
+            job.log,
+            workflow.config,
+            rule.name,
+            None,
+            Path(rule.script).parent if rule.script else None,
+        )
         smk.script = rule.script
         return smk
 

@@ -1,6 +1,6 @@
 """The one-screen summary printed at the end of `make demo`: what was built, how training went, the evaluation.
 
-    python -m darecipe.demo_report [--root .]
+python -m darecipe.demo_report [--root .]
 """
 
 from __future__ import annotations
@@ -40,28 +40,40 @@ def stage3_table(per_step: list[dict], k: int = 2) -> list[str]:
     first `k` steps next to the last `k` (no target: a few CPU steps show the signal, not a trend to trust)."""
     if not per_step:
         return []
-    out = ["Stage 3 (GRPO) per step", "| step | rollouts | reward mean | reward std | ran code | code success | gated |",
-           "|---|---|---|---|---|---|---|"]  # fmt: skip
+    out = [
+        "Stage 3 (GRPO) per step",
+        "| step | rollouts | reward mean | reward std | ran code | code success | gated |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for s in per_step:
-        out.append(f"| {s['step']} | {s['rollouts']} | {_num(s['reward_mean'])} | {_num(s['reward_std'])} | "
-                   f"{_num(s.get('code_share'), True)} | {_num(s.get('code_success_rate'), True)} | "
-                   f"{_num(s.get('gate_share'), True)} |")  # fmt: skip
+        out.append(
+            f"| {s['step']} | {s['rollouts']} | {_num(s['reward_mean'])} | {_num(s['reward_std'])} | "
+            f"{_num(s.get('code_share'), True)} | {_num(s.get('code_success_rate'), True)} | "
+            f"{_num(s.get('gate_share'), True)} |"
+        )
     k = min(k, len(per_step) // 2) or 1
     first = [s["reward_mean"] for s in per_step[:k] if s["reward_mean"] is not None]
     last = [s["reward_mean"] for s in per_step[-k:] if s["reward_mean"] is not None]
     if first and last:
-        out.append(f"mean reward, first {k} step(s): {sum(first) / len(first):.3f}; last {k} step(s): {sum(last) / len(last):.3f}")
+        out.append(
+            f"mean reward, first {k} step(s): {sum(first) / len(first):.3f}; last {k} step(s): {sum(last) / len(last):.3f}"
+        )
     return out
 
 
 def screen(root: Path) -> str:
     out = ["DeepAnalyze recipe: embedded default finished", ""]
     stats = _json(root / "results/data/stage1/stats.json") or {}
-    interaction = sum(_lines(p) or 0 for p in (root / "results/data/synthesis").glob("*.jsonl")
-                      if not p.name.endswith((".rl.jsonl", ".rejects.jsonl")))  # fmt: skip
+    interaction = sum(
+        _lines(p) or 0
+        for p in (root / "results/data/synthesis").glob("*.jsonl")
+        if not p.name.endswith((".rl.jsonl", ".rejects.jsonl"))
+    )
     rl = _lines(root / "results/data/rl/swift_train.jsonl")
-    out.append(f"Data        stage-1 mix {stats.get('records', '?')} records ({stats.get('tokens', {}).get('total', '?')} tokens)"
-               f" | stage-2 trajectories {interaction} | stage-3 RL tasks {rl if rl is not None else '?'}")  # fmt: skip
+    out.append(
+        f"Data        stage-1 mix {stats.get('records', '?')} records ({stats.get('tokens', {}).get('total', '?')} tokens)"
+        f" | stage-2 trajectories {interaction} | stage-3 RL tasks {rl if rl is not None else '?'}"
+    )
     out.append("Checkpoints (HF directories; trained ones have metrics.json)")
     for name, rel in CHECKPOINTS.items():
         m = _json(root / rel / "metrics.json")

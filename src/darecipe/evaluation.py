@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .answers import answers_match
-from .io import InputError, read_jsonl, require
-from .io import Rejects
+from .io import InputError, Rejects, read_jsonl, require
 from .loaders import TaskRecord, load_file_tasks, load_finqa, load_tatqa, load_wikitq, read_tsv
 from .tags import check_structure, final_answer
 
@@ -82,7 +81,7 @@ class WtqValue:
     amount: float | None = None
     ymd: tuple | None = None
 
-    def match(self, other: "WtqValue") -> bool:
+    def match(self, other: WtqValue) -> bool:
         if self.normalized == other.normalized:
             return True
         if self.kind == "number" and other.kind == "number":
@@ -100,7 +99,7 @@ def wtq_value(original: str, canon: str | None = None) -> WtqValue:
         return WtqValue("number", norm or str(amount), amount=float(amount))
     ymd = _parse_date(canon)
     if ymd is not None:
-        return WtqValue("date", norm or ("%04d-%02d-%02d" % ymd).replace("-1", "xx"), ymd=ymd)
+        return WtqValue("date", norm or "{:04d}-{:02d}-{:02d}".format(*ymd).replace("-1", "xx"), ymd=ymd)
     return WtqValue("string", norm)
 
 
@@ -203,17 +202,16 @@ def _pick(tasks: list[TaskRecord], ids: list[str], source: str, where: str) -> l
     by_id = {t.id: t for t in tasks}
     missing = [i for i in ids if i not in by_id]
     if missing:
-        raise InputError(f"{where}: held-out {source} id {missing[0]!r} is not in the {source} data ({len(missing)} missing)")
+        raise InputError(
+            f"{where}: held-out {source} id {missing[0]!r} is not in the {source} data ({len(missing)} missing)"
+        )
     return [by_id[i] for i in ids]
 
 
 def wikitq_canon(tagged: Path) -> dict[str, list[str]]:
     """targetCanon per question id from the CoreNLP-tagged file (what the official evaluator compares with)."""
     df = read_tsv(tagged, ("id", "targetValue", "targetCanon"))
-    return {
-        r["id"]: (r["targetCanon"].split("|") if r["targetCanon"] else None)
-        for r in df.iter_rows(named=True)
-    }
+    return {r["id"]: (r["targetCanon"].split("|") if r["targetCanon"] else None) for r in df.iter_rows(named=True)}
 
 
 def load_heldout(cfg: dict, rejects: Rejects) -> tuple[list[TaskRecord], list[str]]:
@@ -223,7 +221,9 @@ def load_heldout(cfg: dict, rejects: Rejects) -> tuple[list[TaskRecord], list[st
     notes: list[str] = []
     take = (lambda xs: xs[:limit]) if limit is not None else (lambda xs: xs)
     w = cfg["wikitq"]
-    wikitq = _pick(load_wikitq(Path(w["path"]), Path(w["root"]), rejects), take(ids["wikitq"]), "wikitq", cfg["heldout"])
+    wikitq = _pick(
+        load_wikitq(Path(w["path"]), Path(w["root"]), rejects), take(ids["wikitq"]), "wikitq", cfg["heldout"]
+    )
     canon = wikitq_canon(Path(w["tagged"])) if w.get("tagged") else {}
     for t in wikitq:
         t.meta["canon"] = canon.get(t.id)
@@ -234,8 +234,10 @@ def load_heldout(cfg: dict, rejects: Rejects) -> tuple[list[TaskRecord], list[st
     d = cfg["dabstep"]
     wanted = take(ids["dabstep"])
     if wanted and not d.get("context_dir"):
-        notes.append(f"dabstep: {len(wanted)} held-out tasks skipped: eval.dabstep.context_dir is not set "
-                     "(DABStep's context files are not shipped; see resources/data/dabstep/NOTICE.md)")  # fmt: skip
+        notes.append(
+            f"dabstep: {len(wanted)} held-out tasks skipped: eval.dabstep.context_dir is not set "
+            "(DABStep's context files are not shipped; see resources/data/dabstep/NOTICE.md)"
+        )
     elif wanted:
         ctx = Path(d["context_dir"])
         files_there = sorted(str(p.relative_to(ctx)) for p in ctx.iterdir() if p.is_file())
@@ -248,9 +250,17 @@ def load_heldout(cfg: dict, rejects: Rejects) -> tuple[list[TaskRecord], list[st
             lineno, rec = all_tasks[i]
             q = require(rec, "question", str, f"{d['tasks']}:{lineno}")
             guide = rec.get("guidelines") or ""
-            dabstep.append(TaskRecord(id=f"dabstep-{i}", source="dabstep", question=f"{q}\n{guide}".strip(),
-                                      answer=str(rec.get("answer", "")), files=files_there, kind="dabstep",
-                                      meta={"context_dir": str(ctx)}))  # fmt: skip
+            dabstep.append(
+                TaskRecord(
+                    id=f"dabstep-{i}",
+                    source="dabstep",
+                    question=f"{q}\n{guide}".strip(),
+                    answer=str(rec.get("answer", "")),
+                    files=files_there,
+                    kind="dabstep",
+                    meta={"context_dir": str(ctx)},
+                )
+            )
     tasks = wikitq + finqa + tatqa + dabstep + files  # each record's `source` names its scorer
     return tasks, notes
 
@@ -311,9 +321,13 @@ def overlaps(tasks: list[dict], training_files: list[Path]) -> list[str]:
 # --- the table across stages ---------------------------------------------------------------------------------------
 
 COLUMNS = (
-    ("accuracy", "accuracy", "pct"), ("completion_rate", "completion", "pct"), ("format_validity", "format valid", "pct"),
-    ("avg_rounds", "avg rounds", "num"), ("code_success_rate", "code success", "pct"), ("tokens_per_task", "tokens/task", "num"),
-)  # fmt: skip
+    ("accuracy", "accuracy", "pct"),
+    ("completion_rate", "completion", "pct"),
+    ("format_validity", "format valid", "pct"),
+    ("avg_rounds", "avg rounds", "num"),
+    ("code_success_rate", "code success", "pct"),
+    ("tokens_per_task", "tokens/task", "num"),
+)
 
 RECIPE_EXPECTED = {
     "stage1": "~85 % single-task accuracy, no multi-turn",
@@ -340,6 +354,8 @@ def summary_markdown(results: dict[str, dict]) -> str:
         lines += ["", "| accuracy by source | " + " | ".join(sources) + " |", "|" + "---|" * (len(sources) + 1)]
         for stage, m in results.items():
             by = m.get("by_source") or {}
-            cells = [f"{round(by[s]['accuracy'] * by[s]['tasks'])}/{by[s]['tasks']}" if s in by else "—" for s in sources]
+            cells = [
+                f"{round(by[s]['accuracy'] * by[s]['tasks'])}/{by[s]['tasks']}" if s in by else "—" for s in sources
+            ]
             lines.append(f"| {stage} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -3,8 +3,8 @@ rule's log. Nothing else in the pipeline touches the network for data or weights
 
 from __future__ import annotations
 
-import logging
 import hashlib
+import logging
 import re
 import shutil
 import zipfile
@@ -28,19 +28,25 @@ def checksums(root: Path) -> dict[str, str]:
     return out
 
 
-def fetch_hub(hub_id: str, revision: str | None, dest: Path, repo_type: str = "dataset", files=(),
-              snapshot_download=None) -> dict[str, str]:  # fmt: skip
+def fetch_hub(
+    hub_id: str, revision: str | None, dest: Path, repo_type: str = "dataset", files=(), snapshot_download=None
+) -> dict[str, str]:
     """A hub repository's files at `revision` into `dest` (huggingface_hub.snapshot_download, the raw files, not a
     `datasets` conversion). `snapshot_download` is injectable so tests run without network."""
     if snapshot_download is None:
         from huggingface_hub import snapshot_download
     if not (revision and COMMIT_RE.fullmatch(revision)):
-        logger.warning(f"revision {revision!r} is not a commit hash: the files may change under you; pin the commit "
-            "that the line below reports")  # fmt: skip
-    logger.info(f"fetching {repo_type} {hub_id} at revision {revision or '(default branch)'}"
-        + (f", files {', '.join(files)}" if files else ""))  # fmt: skip
-    snapshot_download(repo_id=hub_id, repo_type=repo_type, revision=revision, local_dir=str(dest),
-                      allow_patterns=list(files) or None)  # fmt: skip
+        logger.warning(
+            f"revision {revision!r} is not a commit hash: the files may change under you; pin the commit "
+            "that the line below reports"
+        )
+    logger.info(
+        f"fetching {repo_type} {hub_id} at revision {revision or '(default branch)'}"
+        + (f", files {', '.join(files)}" if files else "")
+    )
+    snapshot_download(
+        repo_id=hub_id, repo_type=repo_type, revision=revision, local_dir=str(dest), allow_patterns=list(files) or None
+    )
     resolved = _resolved_commit(dest)
     if resolved:
         logger.info(f"resolved commit {resolved}")
@@ -56,8 +62,7 @@ def _resolved_commit(dest: Path) -> str | None:
     return None
 
 
-def fetch_url(url: str, dest: Path, sha256: str | None = None, unpack: bool = False,
-              urlopen=None) -> dict[str, str]:  # fmt: skip
+def fetch_url(url: str, dest: Path, sha256: str | None = None, unpack: bool = False, urlopen=None) -> dict[str, str]:
     """One file from `url` into `dest` (checked against `sha256` when given); zip archives unpacked in place when
     `unpack`, nested ones too. `urlopen` is injectable so tests run without network."""
     if urlopen is None:
@@ -100,8 +105,14 @@ def unpack_archives(dest: Path) -> None:
 def fetch(spec: dict, dest: Path, snapshot_download=None, urlopen=None) -> dict[str, str]:
     """A source as the config describes it: {hub_id, revision, repo_type, files} or {url, sha256, unpack}."""
     if spec.get("hub_id"):
-        return fetch_hub(spec["hub_id"], spec.get("revision"), dest, spec.get("repo_type", "dataset"),
-                         spec.get("files") or (), snapshot_download)  # fmt: skip
+        return fetch_hub(
+            spec["hub_id"],
+            spec.get("revision"),
+            dest,
+            spec.get("repo_type", "dataset"),
+            spec.get("files") or (),
+            snapshot_download,
+        )
     if spec.get("url"):
         return fetch_url(spec["url"], dest, spec.get("sha256"), spec.get("unpack", False), urlopen)
     raise InputError("a source needs hub_id (with revision) or url")

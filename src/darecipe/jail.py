@@ -120,17 +120,34 @@ def jail_env(tmp: str) -> dict[str, str]:
     env = {k: os.environ[k] for k in ("LANG", "LC_ALL", "TZ") if k in os.environ}
     env.update(
         PATH=f"{os.path.dirname(PYTHON)}:/usr/local/bin:/usr/bin:/bin",
-        HOME=tmp, TMPDIR=tmp, MPLBACKEND="Agg", MPLCONFIGDIR=f"{tmp}/matplotlib",
-        PYTHONIOENCODING="utf-8", PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1",
-        OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
-    )  # fmt: skip
+        HOME=tmp,
+        TMPDIR=tmp,
+        MPLBACKEND="Agg",
+        MPLCONFIGDIR=f"{tmp}/matplotlib",
+        PYTHONIOENCODING="utf-8",
+        PYTHONHASHSEED="0",
+        PYTHONDONTWRITEBYTECODE="1",
+        OMP_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+    )
     return env
 
 
 def bwrap_argv(bwrap: str, root: bool, cgroups: dict[str, Path], tail: list[str]) -> list[str]:
-    a = [bwrap, "--die-with-parent", "--new-session", "--as-pid-1",
-         "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-         "--hostname", "sandbox"]  # fmt: skip
+    a = [
+        bwrap,
+        "--die-with-parent",
+        "--new-session",
+        "--as-pid-1",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--hostname",
+        "sandbox",
+    ]
     if not root:
         # The template holds every capability of its own user namespace (to mount episode tmpfs and create
         # each block's namespaces); blocks drop them all.
@@ -183,7 +200,7 @@ def _own_cgroups() -> dict[str, Path]:
     dirs = {}
     for c, (mpoint, mroot) in mounts.items():
         if c in own and own[c].startswith(mroot):
-            dirs[c] = Path(mpoint) / own[c][len(mroot):].lstrip("/")
+            dirs[c] = Path(mpoint) / own[c][len(mroot) :].lstrip("/")
     return dirs
 
 
@@ -272,9 +289,16 @@ class Pool:
             os.makedirs(os.path.join(self.scratch, "warm", "tmp"))
             cg_inside = {c: str(p) for c, p in self.cgroups.items()}
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        cfg = {"control_fd": theirs.fileno(), "jailed": self.jailed, "privileged": self.jailed and root,
-               "preload": list(self.preload), "cgroups": cg_inside, "episodes": episodes, "parent_pid": os.getpid(),
-               "uid_base": UID_BASE + secrets.randbelow(1_000_000)}  # fmt: skip
+        cfg = {
+            "control_fd": theirs.fileno(),
+            "jailed": self.jailed,
+            "privileged": self.jailed and root,
+            "preload": list(self.preload),
+            "cgroups": cg_inside,
+            "episodes": episodes,
+            "parent_pid": os.getpid(),
+            "uid_base": UID_BASE + secrets.randbelow(1_000_000),
+        }
         tail = [PYTHON, "-I", "-c", SERVER_SOURCE.read_text(), json.dumps(cfg)]
         if self.jailed:  # bubblewrap passes its environment on: exactly the jail's, no secrets
             argv, env = bwrap_argv(bwrap, root, self.cgroups, tail), jail_env("/sandbox/tmp")
@@ -283,8 +307,14 @@ class Pool:
         self.log_fd = os.memfd_create("darecipe-jail-log")
 
         def popen() -> subprocess.Popen:
-            return subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=self.log_fd, pass_fds=(theirs.fileno(),))  # fmt: skip
+            return subprocess.Popen(
+                argv,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=self.log_fd,
+                pass_fds=(theirs.fileno(),),
+            )
 
         try:
             self.proc = launch(popen)
@@ -309,9 +339,17 @@ class Pool:
         mode = "none" if not self.jailed else ("root" if root else "user namespaces")
         memory = "cgroup" if "memory" in self.cgroups else ("watchdog" if self.jailed else "rlimit")
         pids = "cgroup" if "pids" in self.cgroups else ("rlimit" if self.jailed else "none")
-        self.info = PoolInfo(self.jailed, mode, memory, pids, ready["preloaded"], ready["missing"],
-                             round(ready["rss_kb"] / 1024, 1), round(time.monotonic() - t0, 3),
-                             bwrap_version(bwrap) if bwrap else "")  # fmt: skip
+        self.info = PoolInfo(
+            self.jailed,
+            mode,
+            memory,
+            pids,
+            ready["preloaded"],
+            ready["missing"],
+            round(ready["rss_kb"] / 1024, 1),
+            round(time.monotonic() - t0, 3),
+            bwrap_version(bwrap) if bwrap else "",
+        )
         return self.info
 
     def log_tail(self) -> str:
@@ -419,7 +457,7 @@ def _request(sock: socket.socket, msg: dict, fds=(), timeout: float = OPEN_TIMEO
         socket.send_fds(sock, [json.dumps(msg).encode()], list(fds)) if fds else sock.send(json.dumps(msg).encode())
         sock.settimeout(timeout)
         raw = sock.recv(1 << 16)
-    except (OSError, socket.timeout) as e:
+    except (TimeoutError, OSError) as e:
         raise PoolLost(f"the sandbox process did not answer ({e})") from None
     finally:
         sock.settimeout(None)
@@ -492,8 +530,11 @@ def run_block(sock: socket.socket, code: str, lim: dict, limit: int, persistent:
     code_r, code_w = os.pipe()
     nonce = secrets.token_hex(8)
     try:
-        socket.send_fds(sock, [json.dumps({"op": "run", "nonce": nonce, "persistent": persistent, **lim}).encode()],
-                        [out_w, err_w, code_r])  # fmt: skip
+        socket.send_fds(
+            sock,
+            [json.dumps({"op": "run", "nonce": nonce, "persistent": persistent, **lim}).encode()],
+            [out_w, err_w, code_r],
+        )
     except OSError as e:
         for fd in (out_r, out_w, err_r, err_w, code_r, code_w):
             os.close(fd)
@@ -567,9 +608,16 @@ def run_block(sock: socket.socket, code: str, lim: dict, limit: int, persistent:
                 os.close(fd)
     for s in streams.values():
         s.feed(b"", final=True)
-    return Outcome(reply.get("status", "error"), reply.get("code"), reply.get("signal"), bool(reply.get("oom")),
-                   str(reply.get("detail") or ""), bool(reply.get("persistent_lost")), [streams[out_r], streams[err_r]],
-                   time.monotonic() - start)  # fmt: skip
+    return Outcome(
+        reply.get("status", "error"),
+        reply.get("code"),
+        reply.get("signal"),
+        bool(reply.get("oom")),
+        str(reply.get("detail") or ""),
+        bool(reply.get("persistent_lost")),
+        [streams[out_r], streams[err_r]],
+        time.monotonic() - start,
+    )
 
 
 def render(streams: list[Capture], limit: int, suffix: str = "") -> str:
@@ -593,7 +641,7 @@ def render(streams: list[Capture], limit: int, suffix: str = "") -> str:
         stripped += "\n" + suffix
     total = sum(s.total for s in streams) - len(tail) + len(stripped)
     h = limit * 2 // 3
-    return f"{head[:h]}\n…[{total - limit} characters truncated]…\n{stripped[-(limit - h):]}"
+    return f"{head[:h]}\n…[{total - limit} characters truncated]…\n{stripped[-(limit - h) :]}"
 
 
 def truncate(text: str, limit: int) -> str:
@@ -605,18 +653,23 @@ def truncate(text: str, limit: int) -> str:
 
 
 def describe(info: PoolInfo, limits) -> str:
-    what = (f"{limits.timeout_s:g} s, {limits.memory_mb} MB for all its processes ({info.memory}), "
-            f"<= {limits.max_processes} processes ({info.pids}), {limits.disk_mb} MB disk")  # fmt: skip
+    what = (
+        f"{limits.timeout_s:g} s, {limits.memory_mb} MB for all its processes ({info.memory}), "
+        f"<= {limits.max_processes} processes ({info.pids}), {limits.disk_mb} MB disk"
+    )
     state = "one persistent interpreter per trajectory" if limits.persistent else "fresh state per block"
     preload = (", ".join(info.preloaded) or "nothing") + " imported"
     if info.missing:
         preload += f" (could not import {', '.join(info.missing)})"
     if not info.jailed:
-        return (f"sandbox: WARNING: isolation: none — generated code runs unjailed as this user: it can read and "
-                f"write every file this user can, reach the network, and see other processes; limits per block: "
-                f"{what}; {state} (forked from a template with {preload})")  # fmt: skip
-    return (f"sandbox: jail ({info.bwrap or 'bubblewrap'}, {info.mode}): code sees its workspace copy, a private "
-            f"/tmp and a read-only Python runtime, nothing else of the host; no network; own pid/IPC/mount "
-            f"namespaces; per block: {what}; {state} (forked from a template with {preload}, "
-            f"{info.rss_mb:g} MB, started in {info.start_s:.2f} s)")  # fmt: skip
-
+        return (
+            f"sandbox: WARNING: isolation: none — generated code runs unjailed as this user: it can read and "
+            f"write every file this user can, reach the network, and see other processes; limits per block: "
+            f"{what}; {state} (forked from a template with {preload})"
+        )
+    return (
+        f"sandbox: jail ({info.bwrap or 'bubblewrap'}, {info.mode}): code sees its workspace copy, a private "
+        f"/tmp and a read-only Python runtime, nothing else of the host; no network; own pid/IPC/mount "
+        f"namespaces; per block: {what}; {state} (forked from a template with {preload}, "
+        f"{info.rss_mb:g} MB, started in {info.start_s:.2f} s)"
+    )

@@ -38,7 +38,16 @@ JAILED = CFG["jailed"]
 PRIVILEGED = CFG["privileged"]  # real root: blocks switch to a per-episode uid; else a user namespace per block
 
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID = 0x00020000, 0x08000000, 0x10000000, 0x20000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_SLAVE, MS_SHARED = 1, 2, 4, 8, 4096, 16384, 1 << 19, 1 << 20
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_SLAVE, MS_SHARED = (
+    1,
+    2,
+    4,
+    8,
+    4096,
+    16384,
+    1 << 19,
+    1 << 20,
+)
 MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 36, 38
 SYS_CAPSET = {"x86_64": 126, "aarch64": 91, "ppc64le": 184, "s390x": 185}.get(os.uname().machine)
@@ -58,7 +67,9 @@ def check(rc: int, what: str) -> None:
 
 
 def mount(src, target, fstype, flags, data=None) -> None:
-    enc = (lambda s: s.encode() if isinstance(s, str) else s)
+    def enc(s):
+        return s.encode() if isinstance(s, str) else s
+
     check(libc.mount(enc(src), enc(target), enc(fstype), flags, enc(data)), f"mount {target}")
 
 
@@ -128,8 +139,8 @@ class Episode:
         self.root = os.path.join(CFG["episodes"], f"e{n}")
         self.uid = CFG["uid_base"] + n if PRIVILEGED else None
         self.ready = False
-        self.block: "Proc | None" = None  # the fresh block running (or ending)
-        self.persistent: "Proc | None" = None  # the persistent interpreter, if the session uses one
+        self.block: Proc | None = None  # the fresh block running (or ending)
+        self.persistent: Proc | None = None  # the persistent interpreter, if the session uses one
         self.pending: tuple[dict, list[int]] | None = None  # a run that waits for the previous block to end
 
     @property
@@ -141,8 +152,13 @@ class Episode:
         uid, gid = self.owner
         if JAILED:
             inodes = max(4096, disk_mb * 64)
-            mount("tmpfs", self.root, "tmpfs", MS_NOSUID | MS_NODEV,
-                  f"size={disk_mb}m,nr_inodes={inodes},mode=0700,uid={uid},gid={gid}")  # fmt: skip
+            mount(
+                "tmpfs",
+                self.root,
+                "tmpfs",
+                MS_NOSUID | MS_NODEV,
+                f"size={disk_mb}m,nr_inodes={inodes},mode=0700,uid={uid},gid={gid}",
+            )
         for sub in ("workspace", "tmp"):
             os.mkdir(os.path.join(self.root, sub), 0o700)
             os.chown(os.path.join(self.root, sub), uid, gid)
@@ -960,8 +976,15 @@ class Server:
                     try:
                         self.run_block(ep, msg, fds)
                     except Exception as e:
-                        send(ep.sock, {"op": "error", "nonce": msg.get("nonce"), "status": "error",
-                                       "detail": f"{type(e).__name__}: {e}"})  # fmt: skip
+                        send(
+                            ep.sock,
+                            {
+                                "op": "error",
+                                "nonce": msg.get("nonce"),
+                                "status": "error",
+                                "detail": f"{type(e).__name__}: {e}",
+                            },
+                        )
             if ep is not None and ep.persistent is p:
                 ep.persistent = None
 
@@ -1003,8 +1026,17 @@ def main() -> None:
     server = Server(ctl)
     while len(server.spares) < SPARES:
         server.spares.append(server.spawn())
-    send(ctl, {"op": "ready", "pid": os.getpid(), "preloaded": loaded, "missing": missing,
-               "rss_kb": int(vm["VmRSS"].split()[0]), "python": sys.version.split()[0]})  # fmt: skip
+    send(
+        ctl,
+        {
+            "op": "ready",
+            "pid": os.getpid(),
+            "preloaded": loaded,
+            "missing": missing,
+            "rss_kb": int(vm["VmRSS"].split()[0]),
+            "python": sys.version.split()[0],
+        },
+    )
     server.loop()
 
 

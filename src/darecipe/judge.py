@@ -22,12 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 
+from .llm import LLMError, LLMRequest, LLMSettings, ResponseCache, run_requests
 from .prompts import load_template
 from .replies import candidates, loads
-from .llm import LLMError, LLMRequest, LLMSettings, ResponseCache, run_requests
 from .reward import METHODS
 from .tags import final_answer
-
 
 KEYS = {name: m.judge_keys for name, m in METHODS.items()}
 SCALES = {name: m.judge_scale for name, m in METHODS.items()}
@@ -94,8 +93,9 @@ def parse_scores(reply: str | None, method: str) -> dict[str, float] | None:
 
 def judge_messages(templates: dict[str, Template], item: JudgeItem) -> list[dict]:
     answer = final_answer(item.trajectory) or "(no final answer)"
-    body = templates[item.method].safe_substitute(task=item.task, gold=item.gold or "(none)", answer=answer,
-                                                  trajectory=item.trajectory)  # fmt: skip
+    body = templates[item.method].safe_substitute(
+        task=item.task, gold=item.gold or "(none)", answer=answer, trajectory=item.trajectory
+    )
     return [{"role": "user", "content": body}]
 
 
@@ -105,17 +105,29 @@ def load_templates(paths: dict[str, str]) -> dict[str, Template]:
 
 def prompt_versions(paths: dict[str, str]) -> dict[str, str]:
     """method -> "<file name>@<sha256 of its text, 8 hex>": which prompt scored a rollout."""
-    return {m: f"{Path(p).name}@{hashlib.sha256(Path(p).read_bytes()).hexdigest()[:8]}" for m, p in sorted(paths.items())}
+    return {
+        m: f"{Path(p).name}@{hashlib.sha256(Path(p).read_bytes()).hexdigest()[:8]}" for m, p in sorted(paths.items())
+    }
 
 
-def judge(settings: LLMSettings, templates: dict[str, Template], items: list[JudgeItem], cache: ResponseCache,
-          parse_retries: int = 1, on_unparseable: str = "lowest") -> JudgeStats:  # fmt: skip
+def judge(
+    settings: LLMSettings,
+    templates: dict[str, Template],
+    items: list[JudgeItem],
+    cache: ResponseCache,
+    parse_retries: int = 1,
+    on_unparseable: str = "lowest",
+) -> JudgeStats:
     """Score every item; `stats.per_item[i]` is the judge dict for the reward (None = judge terms dropped)."""
-    stats = JudgeStats(per_item=[None] * len(items), asked=[0] * len(items), unreadable=[False] * len(items),
-                       no_reply=[False] * len(items))  # fmt: skip
+    stats = JudgeStats(
+        per_item=[None] * len(items),
+        asked=[0] * len(items),
+        unreadable=[False] * len(items),
+        no_reply=[False] * len(items),
+    )
     pending = list(range(len(items)))
     messages = {i: judge_messages(templates, items[i]) for i in pending}
-    for attempt in range(parse_retries + 1):
+    for _attempt in range(parse_retries + 1):
         reqs = [LLMRequest(items[i].id, messages[i]) for i in pending]
         results, totals = run_requests(settings, reqs, cache, progress=False)
         stats.requests += totals.requests_sent + totals.from_cache
@@ -131,8 +143,10 @@ def judge(settings: LLMSettings, templates: dict[str, Template], items: list[Jud
             if scores is None:
                 still.append(i)
                 if res.text is not None:
-                    messages[i] = messages[i] + [{"role": "assistant", "content": res.text},
-                                                 {"role": "user", "content": REMINDER}]  # fmt: skip
+                    messages[i] = messages[i] + [
+                        {"role": "assistant", "content": res.text},
+                        {"role": "user", "content": REMINDER},
+                    ]
             else:
                 stats.per_item[i] = scores
         pending = still
@@ -151,12 +165,14 @@ def judge(settings: LLMSettings, templates: dict[str, Template], items: list[Jud
 
 def preflight(settings: LLMSettings) -> None:
     """Stop before training, with one line, if the configured judge cannot answer (no key, no endpoint)."""
-    probe = [LLMRequest("judge-preflight", [{"role": "user", "content": "Reply with the JSON {\"score\": 5}."}])]
+    probe = [LLMRequest("judge-preflight", [{"role": "user", "content": 'Reply with the JSON {"score": 5}.'}])]
     quick = LLMSettings(**{**settings.__dict__, "max_retries": 1, "timeout_s": min(settings.timeout_s, 30)})
     results, _ = run_requests(quick, probe, ResponseCache(None), progress=False)
     if results[0].error:
-        raise LLMError(f"judge: {settings.model} at {settings.base_url or 'the default endpoint'} does not answer "
-                       f"({results[0].error}); fix judge.* in the config or set judge.backend: none")  # fmt: skip
+        raise LLMError(
+            f"judge: {settings.model} at {settings.base_url or 'the default endpoint'} does not answer "
+            f"({results[0].error}); fix judge.* in the config or set judge.backend: none"
+        )
 
 
 class Judge:
@@ -170,11 +186,12 @@ class Judge:
         self.identity = {"model": cfg["model"], "backend": cfg["backend"], "prompts": prompt_versions(cfg["prompts"])}
 
     @classmethod
-    def from_json(cls, blob: str | None) -> "Judge | None":
+    def from_json(cls, blob: str | None) -> Judge | None:
         """From the JSON the training job puts in `DARECIPE_JUDGE`; None when there is no judge."""
         cfg = json.loads(blob or "null")
         return cls(cfg) if cfg and cfg.get("backend") != "none" else None
 
     def score(self, items: list[JudgeItem]) -> JudgeStats:
-        return judge(self.settings, self.templates, items, self.cache, self.cfg["parse_retries"],
-                     self.cfg["on_unparseable"])  # fmt: skip
+        return judge(
+            self.settings, self.templates, items, self.cache, self.cfg["parse_retries"], self.cfg["on_unparseable"]
+        )

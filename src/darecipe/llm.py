@@ -21,10 +21,10 @@ variable the config *names*; its value is never written anywhere.
 
 from __future__ import annotations
 
-import logging
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import random
 import sys
@@ -60,7 +60,7 @@ class BatchSettings:
     leftovers: str = "online"  # online: requests no batch answered are sent online; missing: reported missing
 
     @classmethod
-    def from_config(cls, cfg: dict | None) -> "BatchSettings":
+    def from_config(cls, cfg: dict | None) -> BatchSettings:
         return cls(**{k: v for k, v in (cfg or {}).items() if k in cls.__dataclass_fields__})
 
 
@@ -75,10 +75,15 @@ class LocalTeacher:
     startup_timeout_s: float = 1800.0
 
     @classmethod
-    def from_config(cls, cfg: dict | None) -> "LocalTeacher":
+    def from_config(cls, cfg: dict | None) -> LocalTeacher:
         cfg = cfg or {}
-        return cls(cfg.get("model") or "", cfg.get("gpus", 1), tuple(cfg.get("serve_command", ())),
-                   tuple(cfg.get("run_batch_command", ())), cfg.get("startup_timeout_s", 1800.0))  # fmt: skip
+        return cls(
+            cfg.get("model") or "",
+            cfg.get("gpus", 1),
+            tuple(cfg.get("serve_command", ())),
+            tuple(cfg.get("run_batch_command", ())),
+            cfg.get("startup_timeout_s", 1800.0),
+        )
 
 
 @dataclass(frozen=True)
@@ -105,7 +110,7 @@ class LLMSettings:
     local: LocalTeacher = field(default_factory=LocalTeacher)
 
     @classmethod
-    def from_config(cls, cfg: dict) -> "LLMSettings":
+    def from_config(cls, cfg: dict) -> LLMSettings:
         price = cfg.get("price", {})
         return cls(
             backend=cfg["backend"],
@@ -196,11 +201,17 @@ class ResponseCache:
     def get(self, key: str) -> dict | None:
         return self.entries.get(key)
 
-    def put(self, key: str, rec_id: str, text: str, prompt_tokens: int, completion_tokens: int,
-            sync: bool = True) -> None:  # fmt: skip
+    def put(
+        self, key: str, rec_id: str, text: str, prompt_tokens: int, completion_tokens: int, sync: bool = True
+    ) -> None:
         """Add a response; `sync=False` leaves the fsync to a later `sync()` (a batch's many answers)."""
-        rec = {"key": key, "id": rec_id, "text": text, "prompt_tokens": prompt_tokens,
-               "completion_tokens": completion_tokens}  # fmt: skip
+        rec = {
+            "key": key,
+            "id": rec_id,
+            "text": text,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+        }
         self.entries[key] = rec
         if self.path is None:
             return
@@ -243,8 +254,10 @@ class Recordings:
     def missing_error(self, missing: list[tuple[LLMRequest, str]], dump: Path | None) -> LLMError:
         req, key = missing[0]
         if req.id in self.ids:  # the same record under another prompt: a changed prompt, or a new set over its tasks
-            why = (f"{self.ids[req.id]} records this record for another prompt or sampling: re-key that file if its "
-                   "prompt changed on purpose; a new set over the same tasks needs recordings of its own")
+            why = (
+                f"{self.ids[req.id]} records this record for another prompt or sampling: re-key that file if its "
+                "prompt changed on purpose; a new set over the same tasks needs recordings of its own"
+            )
         else:
             why = "no recording for this record"
         where = f"; all {len(missing)} missing requests were written to {dump}" if dump else ""
@@ -311,8 +324,13 @@ def _classify(exc: Exception) -> tuple[bool, bool, str]:
     return False, False, f"{type(exc).__name__}: {exc}"
 
 
-def run_requests(settings: LLMSettings, requests: list[LLMRequest], cache: ResponseCache,
-                 progress: bool = True, batch_ok: bool = False) -> tuple[list[LLMResult], Totals]:  # fmt: skip
+def run_requests(
+    settings: LLMSettings,
+    requests: list[LLMRequest],
+    cache: ResponseCache,
+    progress: bool = True,
+    batch_ok: bool = False,
+) -> tuple[list[LLMResult], Totals]:
     """Answer every request (cache first), in input order; a request that keeps failing gets `error` set, and
     `retryable` when it was not the content's fault. `batch_ok`: the caller's requests are one-shot, so
     `llm.mode: batch` may send them as a batch (multi-turn callers leave it off and stay online)."""
@@ -338,8 +356,9 @@ async def _run(settings, requests, cache, progress, batch_ok):
         key = request_key(settings.model, settings.sampling, req.messages)
         hit = cache.get(key)
         if hit is not None:
-            results[i] = LLMResult(req.id, key, hit["text"], hit.get("prompt_tokens", 0),
-                                   hit.get("completion_tokens", 0), 0, cached=True)  # fmt: skip
+            results[i] = LLMResult(
+                req.id, key, hit["text"], hit.get("prompt_tokens", 0), hit.get("completion_tokens", 0), 0, cached=True
+            )
             totals.from_cache += 1
         else:
             pending.append((i, req, key))
@@ -371,7 +390,9 @@ async def _run(settings, requests, cache, progress, batch_ok):
         if r.error is None and not r.cached:
             totals.prompt_tokens += r.prompt_tokens
             totals.completion_tokens += r.completion_tokens
-            usd = (r.prompt_tokens * settings.price_input_per_mtok + r.completion_tokens * settings.price_output_per_mtok) / 1e6
+            usd = (
+                r.prompt_tokens * settings.price_input_per_mtok + r.completion_tokens * settings.price_output_per_mtok
+            ) / 1e6
             cost += usd * (settings.price_batch_factor if r.batch else 1.0)
         elif r.error is not None:
             totals.failed += 1
@@ -415,8 +436,12 @@ def _in_processes(settings: LLMSettings, pending: list, totals: Totals):
     n = settings.client_processes
     ctx = multiprocessing.get_context("fork")
     q = ctx.Queue()
-    share = dataclasses.replace(settings, max_in_flight=max(1, -(-settings.max_in_flight // n)), client_processes=1,
-                                limits=settings.limits.scaled(1 / n))  # fmt: skip
+    share = dataclasses.replace(
+        settings,
+        max_in_flight=max(1, -(-settings.max_in_flight // n)),
+        client_processes=1,
+        limits=settings.limits.scaled(1 / n),
+    )
     workers = [ctx.Process(target=_worker, args=(share, pending[k::n], q), daemon=True) for k in range(n)]
     for w in workers:
         w.start()
@@ -502,13 +527,14 @@ def _client(settings: LLMSettings, max_retries: int = 0):
         max_retries=max_retries,
         http_client=DefaultAioHttpClient(
             timeout=settings.timeout_s,
-            limits=httpx2.Limits(max_connections=settings.max_in_flight, max_keepalive_connections=settings.max_in_flight),
+            limits=httpx2.Limits(
+                max_connections=settings.max_in_flight, max_keepalive_connections=settings.max_in_flight
+            ),
         ),
     )
 
 
-async def _complete(client, settings: LLMSettings, req: LLMRequest, key: str, totals: Totals,
-                    gate: Gate) -> LLMResult:  # fmt: skip
+async def _complete(client, settings: LLMSettings, req: LLMRequest, key: str, totals: Totals, gate: Gate) -> LLMResult:
     state = gate.state
     cost = state.estimate(req.messages, settings.max_output_tokens)
     last, content = "", False
@@ -551,8 +577,9 @@ async def _complete(client, settings: LLMSettings, req: LLMRequest, key: str, to
         await asyncio.sleep(delay)
     if content:
         return LLMResult(req.id, key, None, attempts=attempt, error=final_error(last))
-    return LLMResult(req.id, key, None, attempts=attempt, retryable=True,
-                     error=f"no answer after {attempt} attempt(s): {last}")  # fmt: skip
+    return LLMResult(
+        req.id, key, None, attempts=attempt, retryable=True, error=f"no answer after {attempt} attempt(s): {last}"
+    )
 
 
 def _backoff(settings: LLMSettings, attempt: int) -> float:
@@ -590,18 +617,32 @@ def report_missing(missing: dict[str, list], settings: LLMSettings) -> dict[str,
     if not total:
         return {}
     first = next(item for items in missing.values() for item in items)
-    what = (f"{total} teacher request(s) unanswered ({', '.join(f'{r} {n}' for r, n in counts.items())}; first: "
-            f"{first.id}: {first.error})")  # fmt: skip
+    what = (
+        f"{total} teacher request(s) unanswered ({', '.join(f'{r} {n}' for r, n in counts.items())}; first: "
+        f"{first.id}: {first.error})"
+    )
     if settings.on_missing == "fail":
-        raise MissingResponses(f"{what}. Answered requests are cached: a plain rerun asks exactly these again "
-                               "(or set llm.on_missing: write to keep what was answered)")  # fmt: skip
-    logger.warning(f"{what}; llm.on_missing: write, so the outputs are written without them (metrics 'missing'). "
-        "To complete them later, rerun this rule with --forcerun: answered requests come from the cache.")  # fmt: skip
+        raise MissingResponses(
+            f"{what}. Answered requests are cached: a plain rerun asks exactly these again "
+            "(or set llm.on_missing: write to keep what was answered)"
+        )
+    logger.warning(
+        f"{what}; llm.on_missing: write, so the outputs are written without them (metrics 'missing'). "
+        "To complete them later, rerun this rule with --forcerun: answered requests come from the cache."
+    )
     return counts
 
 
 def _progress_bar(total: int, done: int, model: str, enabled: bool):
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=done, desc=f"LLM {model}", unit="req", file=sys.stderr, disable=not enabled,
-                dynamic_ncols=True, mininterval=1.0)  # fmt: skip
+    return tqdm(
+        total=total,
+        initial=done,
+        desc=f"LLM {model}",
+        unit="req",
+        file=sys.stderr,
+        disable=not enabled,
+        dynamic_ncols=True,
+        mininterval=1.0,
+    )

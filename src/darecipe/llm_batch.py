@@ -23,10 +23,10 @@ its output file (written in input order), which the next run reads before sendin
 
 from __future__ import annotations
 
-import logging
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import subprocess
 import time
@@ -126,8 +126,9 @@ class Journal:
 
 
 def batch_line(key: str, body: dict) -> bytes:
-    return (json.dumps({"custom_id": key, "method": "POST", "url": ENDPOINT, "body": body}, ensure_ascii=False)
-            + "\n").encode("utf-8")  # fmt: skip
+    return (
+        json.dumps({"custom_id": key, "method": "POST", "url": ENDPOINT, "body": body}, ensure_ascii=False) + "\n"
+    ).encode("utf-8")
 
 
 def split_lines(lines: list[bytes], max_requests: int, max_bytes: int) -> list[list[bytes]]:
@@ -135,7 +136,9 @@ def split_lines(lines: list[bytes], max_requests: int, max_bytes: int) -> list[l
     chunks, cur, size = [], [], 0
     for line in lines:
         if len(line) > max_bytes:
-            raise LLMError(f"llm.batch.max_bytes: one request is {len(line)} bytes, more than the {max_bytes} a batch file may hold")
+            raise LLMError(
+                f"llm.batch.max_bytes: one request is {len(line)} bytes, more than the {max_bytes} a batch file may hold"
+            )
         if cur and (len(cur) >= max_requests or size + len(line) > max_bytes):
             chunks.append(cur)
             cur, size = [], 0
@@ -230,22 +233,40 @@ class _Work:
                 if hit is not None:
                     self.totals.responses += 1
                     self.totals.batch_responses += 1
-                    self.record(i, LLMResult(req.id, key, hit["text"], hit.get("prompt_tokens", 0),
-                                             hit.get("completion_tokens", 0), 1, batch=True))  # fmt: skip
+                    self.record(
+                        i,
+                        LLMResult(
+                            req.id,
+                            key,
+                            hit["text"],
+                            hit.get("prompt_tokens", 0),
+                            hit.get("completion_tokens", 0),
+                            1,
+                            batch=True,
+                        ),
+                    )
                 elif o.content:
                     self.record(i, LLMResult(req.id, key, None, rounds, error=final_error(o.reason)))
                 elif self.settings.batch.leftovers == "online" and self.settings.backend != "vllm":
                     online.append((i, req, key))
                 else:
-                    self.record(i, LLMResult(req.id, key, None, rounds, retryable=True,
-                                             error=f"no answer after {rounds} batch round(s): {o.reason}"))  # fmt: skip
+                    self.record(
+                        i,
+                        LLMResult(
+                            req.id,
+                            key,
+                            None,
+                            rounds,
+                            retryable=True,
+                            error=f"no answer after {rounds} batch round(s): {o.reason}",
+                        ),
+                    )
         if online:
             logger.info(f"batch: {len(online)} request(s) that no batch answered go online")
         return online
 
 
-async def answer_in_batches(settings: LLMSettings, pending: list, cache: ResponseCache, totals: Totals,
-                            record) -> list:  # fmt: skip
+async def answer_in_batches(settings: LLMSettings, pending: list, cache: ResponseCache, totals: Totals, record) -> list:
     """Answer `pending` ((index, request, key)) through batches, calling `record(index, result)` for each
     request answered or given up; returns the items left for the online path."""
     if cache.path is None:
@@ -271,7 +292,9 @@ async def answer_in_batches(settings: LLMSettings, pending: list, cache: Respons
             if not new and not in_flight:
                 break
             rounds += 1
-            for lines in split_lines([work.line(k) for k in new], settings.batch.max_requests, settings.batch.max_bytes):
+            for lines in split_lines(
+                [work.line(k) for k in new], settings.batch.max_requests, settings.batch.max_bytes
+            ):
                 in_flight.append(journal.write_chunk(lines))
             for chunk in in_flight:
                 await _submit(client, settings, journal, chunk, totals)
@@ -286,8 +309,9 @@ async def _submit(client, settings: LLMSettings, journal: Journal, chunk: Chunk,
         logger.info(f"batch {chunk.batch_id} ({chunk.name}): resumed")
         return
     if chunk.file_id is None:
-        f = await client.files.create(file=(f"{chunk.name}.jsonl", chunk.path.read_bytes(), "application/jsonl"),
-                                      purpose="batch")  # fmt: skip
+        f = await client.files.create(
+            file=(f"{chunk.name}.jsonl", chunk.path.read_bytes(), "application/jsonl"), purpose="batch"
+        )
         journal.record(event="uploaded", chunk=chunk.name, file_id=f.id, at=time.time())
     creator = client.with_options(max_retries=0)  # a create retried blindly could start the same batch twice
     for attempt in range(1, settings.max_retries + 2):
@@ -297,9 +321,12 @@ async def _submit(client, settings: LLMSettings, journal: Journal, chunk: Chunk,
             logger.info(f"batch {found.id} ({chunk.name}): found among the provider's batches, resumed")
             return
         try:
-            b = await creator.batches.create(input_file_id=chunk.file_id, endpoint=ENDPOINT,
-                                             completion_window=settings.batch.completion_window,
-                                             metadata={"darecipe_chunk": chunk.name})  # fmt: skip
+            b = await creator.batches.create(
+                input_file_id=chunk.file_id,
+                endpoint=ENDPOINT,
+                completion_window=settings.batch.completion_window,
+                metadata={"darecipe_chunk": chunk.name},
+            )
         except Exception as exc:  # noqa: BLE001 - classified: a transient failure is looked up, then tried again
             retry, _, reason = _classify(exc)
             if not retry or attempt > settings.max_retries:
@@ -333,7 +360,9 @@ async def _poll(client, settings: LLMSettings, journal: Journal, chunks: list[Ch
         for chunk in list(waiting):
             b = await client.batches.retrieve(chunk.batch_id)
             counts = b.request_counts
-            state = f"{b.status}" + (f" ({counts.completed}/{counts.total} done, {counts.failed} failed)" if counts else "")
+            state = f"{b.status}" + (
+                f" ({counts.completed}/{counts.total} done, {counts.failed} failed)" if counts else ""
+            )
             if seen.get(chunk.name) != state:
                 logger.info(f"batch {b.id} ({chunk.name}): {state}")
                 seen[chunk.name] = state
@@ -358,8 +387,9 @@ async def _collect(client, journal: Journal, chunk: Chunk, b, work: _Work) -> No
     for key in chunk.keys():
         if work.cache.get(key) is None and key not in work.reasons:
             work.reasons[key] = Outcome(key, reason=why)
-    journal.record(event="collected", chunk=chunk.name, batch_id=b.id, status=b.status, answered=answered,
-                   errors=errors)  # fmt: skip
+    journal.record(
+        event="collected", chunk=chunk.name, batch_id=b.id, status=b.status, answered=answered, errors=errors
+    )
     chunk.path.unlink(missing_ok=True)
     logger.info(f"batch {b.id} ({chunk.name}): {b.status}, {answered} answered, {errors} error line(s)")
 
@@ -377,13 +407,23 @@ def _run_local(settings: LLMSettings, work: _Work, journal: Journal) -> None:
     if not todo:
         return
     name = f"local-{hashlib.sha256(''.join(todo).encode()).hexdigest()[:12]}"
-    inp, out, log_path = (journal.dir / f"{name}.in.jsonl", journal.dir / f"{name}.out.jsonl",
-                          journal.dir / f"{name}.log")  # fmt: skip
+    inp, out, log_path = (
+        journal.dir / f"{name}.in.jsonl",
+        journal.dir / f"{name}.out.jsonl",
+        journal.dir / f"{name}.log",
+    )
     with open(inp, "wb") as f:
         f.writelines(work.line(k) for k in todo)
     loc = settings.local
-    argv = render_command(loc.run_batch_command, "llm.local.run_batch_command", input=inp, output=out,
-                          model=loc.model, name=settings.model, gpus=loc.gpus)  # fmt: skip
+    argv = render_command(
+        loc.run_batch_command,
+        "llm.local.run_batch_command",
+        input=inp,
+        output=out,
+        model=loc.model,
+        name=settings.model,
+        gpus=loc.gpus,
+    )
     logger.info(f"local batch: {len(todo)} requests through `{' '.join(argv)}` (its log: {log_path})")
     work.totals.batches += 1
     work.totals.batch_requests += len(todo)
@@ -391,13 +431,16 @@ def _run_local(settings: LLMSettings, work: _Work, journal: Journal) -> None:
         try:
             rc = subprocess.run(argv, stdout=lf, stderr=subprocess.STDOUT).returncode
         except FileNotFoundError:
-            raise LLMError(f"llm.local.run_batch_command: {argv[0]} not found (is vLLM installed in this job's "
-                           "environment?)") from None  # fmt: skip
+            raise LLMError(
+                f"llm.local.run_batch_command: {argv[0]} not found (is vLLM installed in this job's environment?)"
+            ) from None
     answered = _read(out.read_text(encoding="utf-8", errors="replace"), work)[0] if out.is_file() else 0
     logger.info(f"local batch: exit status {rc}, {answered} answered")
     for k in todo:
         if work.cache.get(k) is None and k not in work.reasons:
-            work.reasons[k] = Outcome(k, reason=f"vllm run-batch exited with status {rc} before answering (see {log_path})")
+            work.reasons[k] = Outcome(
+                k, reason=f"vllm run-batch exited with status {rc} before answering (see {log_path})"
+            )
     out.unlink(missing_ok=True)
     inp.unlink(missing_ok=True)
 

@@ -35,7 +35,7 @@ class TaskRecord:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, d: dict) -> "TaskRecord":
+    def from_json(cls, d: dict) -> TaskRecord:
         return cls(**d)
 
 
@@ -114,8 +114,16 @@ def load_wikitq(tsv: Path, root: Path, rejects: Rejects, limit: int | None = Non
             continue
         # Several gold values are separated by "|" in targetValue.
         answer = " | ".join(v.strip() for v in row["targetValue"].split("|"))
-        out.append(TaskRecord(row["id"], "wikitq", row["utterance"], answer, table=table,
-                              meta={"context": row["context"], "answer_list": row["targetValue"].split("|")}))  # fmt: skip
+        out.append(
+            TaskRecord(
+                row["id"],
+                "wikitq",
+                row["utterance"],
+                answer,
+                table=table,
+                meta={"context": row["context"], "answer_list": row["targetValue"].split("|")},
+            )
+        )
     return out
 
 
@@ -161,8 +169,17 @@ def load_finqa(path: Path, rejects: Rejects, limit: int | None = None) -> list[T
         if not table:
             rejects.add(where, rid, "missing table")
             continue
-        out.append(TaskRecord(f"finqa-{rid.removeprefix('Single_')}", "finqa", question, _num_str(answer),
-                              table=table, text=text, meta={"program": (rec.get("programs") or [None])[-1]}))  # fmt: skip
+        out.append(
+            TaskRecord(
+                f"finqa-{rid.removeprefix('Single_')}",
+                "finqa",
+                question,
+                _num_str(answer),
+                table=table,
+                text=text,
+                meta={"program": (rec.get("programs") or [None])[-1]},
+            )
+        )
     return out
 
 
@@ -206,19 +223,27 @@ def load_tatqa(path: Path, rejects: Rejects, limit: int | None = None) -> list[T
         if not rec.get("table"):
             rejects.add(where, rid, "missing table")
             continue
-        out.append(TaskRecord(f"tatqa-{rid[:8]}", "tatqa", question, answer, table=_pipe_table(rec["table"]),
-                              text=rec.get("text"), meta={"answer_type": rec.get("answer_type"),
-                                                          "scale": rec.get("scale") or ""}))  # fmt: skip
+        out.append(
+            TaskRecord(
+                f"tatqa-{rid[:8]}",
+                "tatqa",
+                question,
+                answer,
+                table=_pipe_table(rec["table"]),
+                text=rec.get("text"),
+                meta={"answer_type": rec.get("answer_type"), "scale": rec.get("scale") or ""},
+            )
+        )
     return out
-
-
 
 
 def _load_tatqa_raw(path: Path, data: list, rejects: Rejects, limit: int | None) -> list[TaskRecord]:
     out = []
     for i, block in enumerate(data):
         table = ((block.get("table") or {}).get("table")) if isinstance(block, dict) else None
-        paragraphs = sorted(block.get("paragraphs") or [], key=lambda p: p.get("order", 0)) if isinstance(block, dict) else []
+        paragraphs = (
+            sorted(block.get("paragraphs") or [], key=lambda p: p.get("order", 0)) if isinstance(block, dict) else []
+        )
         text = "\n".join(str(p.get("text", "")).strip() for p in paragraphs if str(p.get("text", "")).strip())
         for j, q in enumerate(block.get("questions") or [] if isinstance(block, dict) else []):
             if limit is not None and len(out) >= limit:
@@ -236,9 +261,21 @@ def _load_tatqa_raw(path: Path, data: list, rejects: Rejects, limit: int | None)
                 rejects.add(where, rid, "missing table")
             else:
                 rows = [[str(c) for c in row] for row in table]
-                out.append(TaskRecord(f"tatqa-{rid[:8]}", "tatqa", question, answer, table=rows, text=text or None,
-                                      meta={"answer_type": q.get("answer_type"), "scale": q.get("scale") or "",
-                                            "derivation": q.get("derivation") or ""}))  # fmt: skip
+                out.append(
+                    TaskRecord(
+                        f"tatqa-{rid[:8]}",
+                        "tatqa",
+                        question,
+                        answer,
+                        table=rows,
+                        text=text or None,
+                        meta={
+                            "answer_type": q.get("answer_type"),
+                            "scale": q.get("scale") or "",
+                            "derivation": q.get("derivation") or "",
+                        },
+                    )
+                )
     return out
 
 
@@ -288,7 +325,9 @@ def load_skginstruct(path: Path, rejects: Rejects, limit: int | None = None, see
                 continue
             system = str(rec.get("sys_prompt") or "").strip()
             msgs = ([{"role": "system", "content": system}] if system else []) + [
-                {"role": "user", "content": prompt}, {"role": "assistant", "content": label}]  # fmt: skip
+                {"role": "user", "content": prompt},
+                {"role": "assistant", "content": label},
+            ]
             yield {"messages": msgs, "id": rid, "source": f"skginstruct/{rec.get('task_name') or 'unknown'}"}
 
     return reservoir_sample(usable(), limit, seed)

@@ -18,6 +18,7 @@ import polars as pl
 
 from .chat import chat_text
 
+
 def write_set(records: list[dict], path: str | Path) -> None:
     """A set as an Arrow IPC file (uncompressed): one row per record, the record itself as one JSON line (its
     text ends in a newline). The mix memory-maps it and writes the chosen records out byte for byte."""
@@ -26,13 +27,14 @@ def write_set(records: list[dict], path: str | Path) -> None:
 
     from .io import atomic_path
 
-    table = pa.table({
-        "id": pa.array([str(r.get("id", i)) for i, r in enumerate(records)], pa.string()),
-        "record": pa.array([json.dumps(r, ensure_ascii=False) + "\n" for r in records], pa.large_string()),
-    })  # fmt: skip
-    with atomic_path(path) as tmp:
-        with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table)
+    table = pa.table(
+        {
+            "id": pa.array([str(r.get("id", i)) for i, r in enumerate(records)], pa.string()),
+            "record": pa.array([json.dumps(r, ensure_ascii=False) + "\n" for r in records], pa.large_string()),
+        }
+    )
+    with atomic_path(path) as tmp, pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
 
 
 def read_set(path: str | Path):
@@ -54,8 +56,9 @@ def write_json_array(path_in: str | Path, path_out: str | Path) -> int:
     return len(records)
 
 
-def count_tokens(set_path: str | Path, tokenizer_json: str | Path, threads: int | None = None,
-                 chunk: int = 8192) -> pl.DataFrame:  # fmt: skip
+def count_tokens(
+    set_path: str | Path, tokenizer_json: str | Path, threads: int | None = None, chunk: int = 8192
+) -> pl.DataFrame:
     """(row, n_tokens) for every record of a set, with the training tokenizer, on the chat text as the Qwen3
     template lays it out. The tokenizer encodes each chunk of records on `threads` cores (its Rust thread pool;
     None: every core) while the records stay memory-mapped; only one chunk of texts is in memory at a time."""
@@ -71,7 +74,9 @@ def count_tokens(set_path: str | Path, tokenizer_json: str | Path, threads: int 
     for start in range(0, len(records), chunk):
         texts = [chat_text(json.loads(r)["messages"]) for r in records.slice(start, chunk).to_pylist()]
         lengths += [len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False)]
-    return pl.DataFrame({"row": range(len(lengths)), "n_tokens": lengths}, schema={"row": pl.UInt32, "n_tokens": pl.UInt32})
+    return pl.DataFrame(
+        {"row": range(len(lengths)), "n_tokens": lengths}, schema={"row": pl.UInt32, "n_tokens": pl.UInt32}
+    )
 
 
 class Mixed:
@@ -98,7 +103,9 @@ class Mixed:
 
     def records(self) -> list[str]:
         src, lo, hi = self._ranges()
-        return [bytes(self.sources[k][1][a:b]).decode("utf-8") for k, a, b in zip(src.tolist(), lo.tolist(), hi.tolist())]
+        return [
+            bytes(self.sources[k][1][a:b]).decode("utf-8") for k, a, b in zip(src.tolist(), lo.tolist(), hi.tolist())
+        ]
 
     def write_jsonl(self, path: str | Path) -> None:
         """One ms-swift `messages` record per line, the chosen records' bytes gathered by `writev`."""
@@ -161,12 +168,16 @@ def mix(
     for name, role, table, toks in sets:
         if table.num_rows != toks.height:
             raise ValueError(f"set {name}: {table.num_rows} records but {toks.height} token counts (stale token file?)")
-        index_parts.append(pl.DataFrame({
-            "g": pl.int_range(offset, offset + table.num_rows, dtype=pl.UInt32, eager=True),
-            "set": pl.Series([name] * table.num_rows, dtype=pl.Categorical),
-            "role": pl.Series([role] * table.num_rows, dtype=pl.Categorical),
-            "n_tokens": toks["n_tokens"],
-        }))  # fmt: skip
+        index_parts.append(
+            pl.DataFrame(
+                {
+                    "g": pl.int_range(offset, offset + table.num_rows, dtype=pl.UInt32, eager=True),
+                    "set": pl.Series([name] * table.num_rows, dtype=pl.Categorical),
+                    "role": pl.Series([role] * table.num_rows, dtype=pl.Categorical),
+                    "n_tokens": toks["n_tokens"],
+                }
+            )
+        )
         ids.append(pl.from_arrow(table.column("id")))
         for offsets, data in _record_buffers(table):
             sources.append((offsets, data))
@@ -182,8 +193,10 @@ def mix(
         shares = {r: v / norm for r, v in shares.items()}
         missing = sorted(r for r in shares if not available.get(r))
         if missing:
-            raise ValueError(f"mix.ratios gives role(s) {', '.join(missing)} a share but no set of that role has "
-                             f"records; give them a set (stage1_data.extra_sets) or drop them from mix.ratios")  # fmt: skip
+            raise ValueError(
+                f"mix.ratios gives role(s) {', '.join(missing)} a share but no set of that role has "
+                f"records; give them a set (stage1_data.extra_sets) or drop them from mix.ratios"
+            )
         if total is None:
             total = int(min(available.get(r, 0) / v for r, v in shares.items()))
         parts = []

@@ -15,7 +15,6 @@ from pathlib import Path
 from .sets import RELEASED_RL_TASKS
 
 
-
 def _count_rows(path: str, kind: str) -> int | None:
     p = Path(path)
     if not p.is_file():
@@ -56,9 +55,11 @@ def stage1_counts(config: dict) -> dict[str, tuple[int, str, str]]:
     from .sets import STAGE1_SETS, SYNTHESISED_SETS
 
     d = config["stage1_data"]
-    parts = [_limited(_count_rows(d["wikitq"]["tsv"], "tsv"), d["wikitq"]["limit"]),
-             _limited(_count_rows(d["finqa"]["path"], "json"), d["finqa"]["limit"]),
-             _limited(_count_rows(d["tatqa"]["path"], "json"), d["tatqa"]["limit"])]  # fmt: skip
+    parts = [
+        _limited(_count_rows(d["wikitq"]["tsv"], "tsv"), d["wikitq"]["limit"]),
+        _limited(_count_rows(d["finqa"]["path"], "json"), d["finqa"]["limit"]),
+        _limited(_count_rows(d["tatqa"]["path"], "json"), d["tatqa"]["limit"]),
+    ]
     file_kinds = _file_task_kinds(d["file_tasks"])
     out = {}
     for name in SYNTHESISED_SETS:
@@ -81,8 +82,16 @@ def teacher_plan(config: dict) -> dict:
     def add(rule, records, source, kind, per_record=1):
         prompt, completion = tok[kind]
         requests = records * per_record
-        rows.append({"rule": rule, "records": records, "from": source, "requests": requests,
-                     "prompt_tokens": requests * prompt, "completion_tokens": requests * completion})  # fmt: skip
+        rows.append(
+            {
+                "rule": rule,
+                "records": records,
+                "from": source,
+                "requests": requests,
+                "prompt_tokens": requests * prompt,
+                "completion_tokens": requests * completion,
+            }
+        )
 
     source = config["data"]["source"]
     rl_tasks, rl_from = 0, []
@@ -112,8 +121,14 @@ def teacher_plan(config: dict) -> dict:
         s3 = config["stage3"]
         rollouts = round(rl_tasks * s3["num_generations"] * s3["num_train_epochs"])
         prompt, completion = tok["judge"]
-        r = {"rule": "train_stage3: judge", "records": rl_tasks, "from": " + ".join(rl_from), "requests": rollouts,
-             "prompt_tokens": rollouts * prompt, "completion_tokens": rollouts * completion}  # fmt: skip
+        r = {
+            "rule": "train_stage3: judge",
+            "records": rl_tasks,
+            "from": " + ".join(rl_from),
+            "requests": rollouts,
+            "prompt_tokens": rollouts * prompt,
+            "completion_tokens": rollouts * completion,
+        }
         r["cost_usd"] = _cost(r, judge.get("price", {}))
         rows.append(r)
     keys = ("requests", "prompt_tokens", "completion_tokens", "cost_usd")
@@ -122,7 +137,10 @@ def teacher_plan(config: dict) -> dict:
 
 
 def _cost(row: dict, price: dict) -> float:
-    return (row["prompt_tokens"] * price.get("input_per_mtok", 0) + row["completion_tokens"] * price.get("output_per_mtok", 0)) / 1e6
+    return (
+        row["prompt_tokens"] * price.get("input_per_mtok", 0)
+        + row["completion_tokens"] * price.get("output_per_mtok", 0)
+    ) / 1e6
 
 
 def plan(config: dict) -> dict:
@@ -131,9 +149,14 @@ def plan(config: dict) -> dict:
     for stage in ("stage1", "stage2", "stage3"):
         gpus, hours = config[stage]["gpus"], config["plan"]["hours"][stage]
         gpu_hours = gpus * hours
-        rows.append({"stage": stage, "gpus": gpus, "hours": hours, "gpu_hours": gpu_hours, "cost_usd": gpu_hours * price})
-    total = {"gpu_hours": sum(r["gpu_hours"] for r in rows), "hours": sum(r["hours"] for r in rows),
-             "cost_usd": sum(r["cost_usd"] for r in rows)}  # fmt: skip
+        rows.append(
+            {"stage": stage, "gpus": gpus, "hours": hours, "gpu_hours": gpu_hours, "cost_usd": gpu_hours * price}
+        )
+    total = {
+        "gpu_hours": sum(r["gpu_hours"] for r in rows),
+        "hours": sum(r["hours"] for r in rows),
+        "cost_usd": sum(r["cost_usd"] for r in rows),
+    }
     out = {"price_per_gpu_hour": price, "stages": rows, "total": total}
     if "teacher" in config.get("plan", {}):
         out["teacher"] = teacher_plan(config)
@@ -149,13 +172,20 @@ def table(p: dict) -> str:
     lines.append(f"at ${p['price_per_gpu_hour']:g} per GPU-hour (plan.price_per_gpu_hour)")
     if "teacher" in p:
         tp = p["teacher"]
-        lines += ["", f"teacher {tp['model']} ({tp['backend']}); tokens per request: plan.teacher.tokens",
-                  f"{'rule':<36} {'records':>9} {'from':<14} {'requests':>10} {'tokens in':>13} {'tokens out':>12} {'cost (USD)':>11}"]  # fmt: skip
+        lines += [
+            "",
+            f"teacher {tp['model']} ({tp['backend']}); tokens per request: plan.teacher.tokens",
+            f"{'rule':<36} {'records':>9} {'from':<14} {'requests':>10} {'tokens in':>13} {'tokens out':>12} {'cost (USD)':>11}",
+        ]
         for r in tp["rules"]:
-            lines.append(f"{r['rule']:<36} {r['records']:>9,} {r['from']:<14} {r['requests']:>10,} "
-                         f"{r['prompt_tokens']:>13,} {r['completion_tokens']:>12,} {r['cost_usd']:>11,.0f}")  # fmt: skip
+            lines.append(
+                f"{r['rule']:<36} {r['records']:>9,} {r['from']:<14} {r['requests']:>10,} "
+                f"{r['prompt_tokens']:>13,} {r['completion_tokens']:>12,} {r['cost_usd']:>11,.0f}"
+            )
         t = tp["total"]
-        lines.append(f"{'total':<36} {'':>9} {'':<14} {t['requests']:>10,} {t['prompt_tokens']:>13,} "
-                     f"{t['completion_tokens']:>12,} {t['cost_usd']:>11,.0f}")  # fmt: skip
+        lines.append(
+            f"{'total':<36} {'':>9} {'':<14} {t['requests']:>10,} {t['prompt_tokens']:>13,} "
+            f"{t['completion_tokens']:>12,} {t['cost_usd']:>11,.0f}"
+        )
         lines.append("prices: llm.price / judge.price (USD per million tokens)")
     return "\n".join(lines)

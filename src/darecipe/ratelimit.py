@@ -42,12 +42,13 @@ class Limits:
     burst_s: float = 1.0  # a bucket holds this many seconds of refill (at least one request's worth)
 
     @classmethod
-    def from_config(cls, cfg: dict | None) -> "Limits":
+    def from_config(cls, cfg: dict | None) -> Limits:
         cfg = cfg or {}
-        return cls(cfg.get("requests_per_min"), cfg.get("tokens_per_min"), cfg.get("headroom", 0.98),
-                   cfg.get("burst_s", 1.0))  # fmt: skip
+        return cls(
+            cfg.get("requests_per_min"), cfg.get("tokens_per_min"), cfg.get("headroom", 0.98), cfg.get("burst_s", 1.0)
+        )
 
-    def scaled(self, share: float) -> "Limits":
+    def scaled(self, share: float) -> Limits:
         """The limits one of several client processes gets."""
         rpm = self.requests_per_min * share if self.requests_per_min else None
         tpm = self.tokens_per_min * share if self.tokens_per_min else None
@@ -65,7 +66,7 @@ class Bucket:
     stamp: float
 
     @classmethod
-    def new(cls, per_min: float, burst_s: float, now: float) -> "Bucket":
+    def new(cls, per_min: float, burst_s: float, now: float) -> Bucket:
         capacity = per_min / 60.0 * burst_s
         return cls(per_min, capacity, capacity, now)
 
@@ -167,7 +168,9 @@ class RateState:
         self.window = float(self.max_in_flight)
         lim = self.limits
         if lim.requests_per_min:
-            self.requests = Bucket.new(lim.requests_per_min * lim.headroom, max(lim.burst_s, 60.0 / lim.requests_per_min), now)
+            self.requests = Bucket.new(
+                lim.requests_per_min * lim.headroom, max(lim.burst_s, 60.0 / lim.requests_per_min), now
+            )
         if lim.tokens_per_min:
             self.tokens = Bucket.new(lim.tokens_per_min * lim.headroom, lim.burst_s, now)
 
@@ -244,8 +247,10 @@ class RateState:
         self.observe(headers, now)
         wait = retry_after_s(headers)
         if wait is None:
-            resets = [parse_duration(headers.get(f"x-ratelimit-reset-{d}")) if headers is not None else None
-                      for d in ("requests", "tokens")]  # fmt: skip
+            resets = [
+                parse_duration(headers.get(f"x-ratelimit-reset-{d}")) if headers is not None else None
+                for d in ("requests", "tokens")
+            ]
             wait = min([r for r in resets if r is not None] + [fallback_s])
         self.paused_until = max(self.paused_until, now + wait)
         self.window = max(1.0, self.window / 2)

@@ -16,8 +16,8 @@ rejects naming the rows.
 
 from __future__ import annotations
 
-import logging
 import json
+import logging
 import os
 import re
 import shutil
@@ -26,17 +26,23 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from .io import InputError, read_text, sha256_file
-from .io import Rejects
-from .sets import INTERACTION_DIRS, RL_SETS
+from .io import InputError, Rejects, read_text, sha256_file
 from .reward import METHODS as REWARD_METHODS
+from .sets import INTERACTION_DIRS, RL_SETS
 from .synthesis import RL_METHODS
 from .tags import check_structure
 
 logger = logging.getLogger(__name__)
 
-ROLE_OF = {"user": "user", "human": "user", "assistant": "assistant", "gpt": "assistant", "system": "system",
-           "tool": "tool", "observation": "tool"}  # fmt: skip
+ROLE_OF = {
+    "user": "user",
+    "human": "user",
+    "assistant": "assistant",
+    "gpt": "assistant",
+    "system": "system",
+    "tool": "tool",
+    "observation": "tool",
+}
 TAG_RE = re.compile(r"</?(Analyze|Understand|Code|Execute|Answer)>")
 EMPTY_WORKSPACE = ("_no_workspace", "empty")  # where a row without a workspace_id runs: an empty folder
 
@@ -62,9 +68,15 @@ def check_layout(root: Path) -> None:
     if any((root / d).is_dir() for d in ("reasoning", "RL", *INTERACTION_DIRS)):
         return
     arrow = sorted(p.name for p in root.rglob("*.arrow"))[:3]
-    hint = (f"it holds Arrow files ({', '.join(arrow)}): a `datasets` export merges every file into one split whose "
+    hint = (
+        (
+            f"it holds Arrow files ({', '.join(arrow)}): a `datasets` export merges every file into one split whose "
             "records do not say their stage or set; point data.released.path at the repository files instead "
-            "(what the download_released rule fetches)") if arrow else "it has none of reasoning/, interation/, RL/"  # fmt: skip
+            "(what the download_released rule fetches)"
+        )
+        if arrow
+        else "it has none of reasoning/, interation/, RL/"
+    )
     raise InputError(f"{root}: not the released layout: {hint}")
 
 
@@ -137,12 +149,19 @@ def to_messages(rec) -> list[dict] | str:
             msgs.append({"role": role, "content": content})
         return msgs
     if "query" in rec and "response" in rec:
-        msgs = [{"role": "system", "content": rec["system"]}] if isinstance(rec.get("system"), str) and rec["system"] else []
+        msgs = (
+            [{"role": "system", "content": rec["system"]}]
+            if isinstance(rec.get("system"), str) and rec["system"]
+            else []
+        )
         for pair in rec.get("history") or []:
             if not (isinstance(pair, list) and len(pair) == 2):
                 return "a history entry that is not a [query, response] pair"
             msgs += [{"role": "user", "content": str(pair[0])}, {"role": "assistant", "content": str(pair[1])}]
-        return msgs + [{"role": "user", "content": str(rec["query"])}, {"role": "assistant", "content": str(rec["response"])}]
+        return msgs + [
+            {"role": "user", "content": str(rec["query"])},
+            {"role": "assistant", "content": str(rec["response"])},
+        ]
     if "instruction" in rec and "output" in rec:
         prompt = "\n\n".join(str(x) for x in (rec["instruction"], rec.get("input") or "") if str(x).strip())
         return [{"role": "user", "content": prompt}, {"role": "assistant", "content": str(rec["output"])}]
@@ -243,7 +262,9 @@ def normalise_rl_row(row: dict, root: Path, folders: dict[str, str]) -> tuple[di
             return None, f"workspace missing: {folder}/{workspace_id} is not in RL/data.zip"
     else:
         folder, workspace_id = EMPTY_WORKSPACE
-    input_seq = _text(row.get("input_seq")).strip() or next(m["content"] for m in reversed(prompt) if m["role"] == "user")
+    input_seq = _text(row.get("input_seq")).strip() or next(
+        m["content"] for m in reversed(prompt) if m["role"] == "user"
+    )
     return {
         "prompt": prompt,
         "env_class": "deepanalyze",
@@ -287,7 +308,9 @@ def unpack_workspaces(archive: Path, dest: Path) -> dict:
                 with zf.open(m) as src, open(target, "wb") as out:
                     shutil.copyfileobj(src, out, 1 << 20)
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
-                raise InputError(f"{archive}: member {m.filename!r} cannot be extracted ({e}); download it again") from None
+                raise InputError(
+                    f"{archive}: member {m.filename!r} cannot be extracted ({e}); download it again"
+                ) from None
             files += 1
     (dest / EMPTY_WORKSPACE[0] / EMPTY_WORKSPACE[1]).mkdir(parents=True, exist_ok=True)
     folders = {p.name: sum(1 for q in p.iterdir() if q.is_dir()) for p in sorted(dest.iterdir()) if p.is_dir()}
@@ -306,5 +329,7 @@ def copy_workspaces(src: Path, dest: Path) -> dict:
     shutil.copytree(src, dest, copy_function=link, dirs_exist_ok=True)
     (dest / EMPTY_WORKSPACE[0] / EMPTY_WORKSPACE[1]).mkdir(parents=True, exist_ok=True)
     folders = {p.name: sum(1 for q in p.iterdir() if q.is_dir()) for p in sorted(dest.iterdir()) if p.is_dir()}
-    return {"files": sum(1 for p in dest.rglob("*") if p.is_file()),
-            "workspaces": {k: v for k, v in folders.items() if k != EMPTY_WORKSPACE[0]}}  # fmt: skip
+    return {
+        "files": sum(1 for p in dest.rglob("*") if p.is_file()),
+        "workspaces": {k: v for k, v in folders.items() if k != EMPTY_WORKSPACE[0]},
+    }

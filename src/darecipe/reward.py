@@ -92,15 +92,42 @@ class RewardMethod:
 METHODS = {
     m.name: m
     for m in (
-        RewardMethod("qa", _qa_terms, "qa", ("qa.parquet",), ("score",), (1, 5), "judge_qa.v2.txt",
-                     fenced_code=False, needs_gold=True),
-        RewardMethod("datatask", _datatask_terms, "datatask", ("datatask.parquet",), ("accuracy",), (0, 5),
-                     "judge_datatask.v2.txt", fenced_code=True, needs_gold=False),
+        RewardMethod(
+            "qa",
+            _qa_terms,
+            "qa",
+            ("qa.parquet",),
+            ("score",),
+            (1, 5),
+            "judge_qa.v2.txt",
+            fenced_code=False,
+            needs_gold=True,
+        ),
+        RewardMethod(
+            "datatask",
+            _datatask_terms,
+            "datatask",
+            ("datatask.parquet",),
+            ("accuracy",),
+            (0, 5),
+            "judge_datatask.v2.txt",
+            fenced_code=True,
+            needs_gold=False,
+        ),
         # the release's file is misspelled `reseach.parquet`; a corrected name is accepted too
-        RewardMethod("openresearch", _openresearch_terms, "research", ("reseach.parquet", "research.parquet"),
-                     RESEARCH_DIMENSIONS, (1, 5), "judge_openresearch.v2.txt", fenced_code=True, needs_gold=False),
+        RewardMethod(
+            "openresearch",
+            _openresearch_terms,
+            "research",
+            ("reseach.parquet", "research.parquet"),
+            RESEARCH_DIMENSIONS,
+            (1, 5),
+            "judge_openresearch.v2.txt",
+            fenced_code=True,
+            needs_gold=False,
+        ),
     )
-}  # fmt: skip
+}
 
 
 def compute_reward(x: RewardInput) -> RewardResult:

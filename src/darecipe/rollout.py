@@ -148,8 +148,14 @@ class Episode:
             self.session = None
 
 
-def open_episode(data: str, workspace_id: str, limits: SandboxLimits, max_tokens: int | None = None,
-                 root: str | Path | None = None, max_turns: int = 30) -> Episode:  # fmt: skip
+def open_episode(
+    data: str,
+    workspace_id: str,
+    limits: SandboxLimits,
+    max_tokens: int | None = None,
+    root: str | Path | None = None,
+    max_turns: int = 30,
+) -> Episode:
     """A new episode on the task's workspace (root from the environment the trainer set); its sandbox session
     works in a private copy, so files one rollout writes are never seen by another."""
     root = Path(root or os.environ.get(WORKSPACE_ROOT_ENV, "results/data/rl/workspaces"))
@@ -217,5 +223,8 @@ def summarise_rollouts(path: Path) -> dict:
                 "judge_requests": sum(r.get("judge_requests", 0) for r in rs),
             }
         )
-    return {"total_rollouts": len(recs), "judge_requests": sum(s["judge_requests"] for s in per_step),
-            "per_step": per_step}  # fmt: skip
+    return {
+        "total_rollouts": len(recs),
+        "judge_requests": sum(s["judge_requests"] for s in per_step),
+        "per_step": per_step,
+    }

@@ -1,7 +1,7 @@
 """Training run directories (`results/runs/<stage>/<key>/`): which are current, which are stale.
 
-    python -m darecipe.runs list            # every run, its size, and whether a current checkpoint comes from it
-    python -m darecipe.runs clean --yes     # delete the stale ones (nothing is deleted without --yes)
+python -m darecipe.runs list            # every run, its size, and whether a current checkpoint comes from it
+python -m darecipe.runs clean --yes     # delete the stale ones (nothing is deleted without --yes)
 """
 
 from __future__ import annotations
@@ -25,13 +25,16 @@ def runs(runs_root: Path, checkpoints: Path) -> list[dict]:
     out = []
     for run in sorted(p for p in runs_root.glob("*/*") if p.is_dir()):
         stage, key = run.parent.name, run.name
-        out.append({"stage": stage, "key": key, "path": str(run), "bytes": _size(run), "current": (stage, key) in current})
+        out.append(
+            {"stage": stage, "key": key, "path": str(run), "bytes": _size(run), "current": (stage, key) in current}
+        )
     return out
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m darecipe.runs", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    ap = argparse.ArgumentParser(
+        prog="python -m darecipe.runs", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("command", choices=["list", "clean"])
     ap.add_argument("--runs", type=Path, default=Path("results/runs"))
     ap.add_argument("--checkpoints", type=Path, default=Path("results/checkpoints"))

@@ -28,14 +28,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .jail import Pool, PoolLost, SandboxUnavailable, describe, get_pool, open_episode, render, run_block, truncate
+from .tags import strip_fence
 
 
 class SandboxError(RuntimeError):
     """The jail's template died or stopped answering: an infrastructure failure, not a block's result."""
-from .tags import strip_fence
 
-__all__ = ["ERROR_MARKER", "ExecResult", "SandboxError", "SandboxLimits", "SandboxUnavailable", "Session",
-           "describe_isolation", "execute_block", "resolve_isolation", "run_code", "truncate"]  # fmt: skip
+
+__all__ = [
+    "ERROR_MARKER",
+    "ExecResult",
+    "SandboxError",
+    "SandboxLimits",
+    "SandboxUnavailable",
+    "Session",
+    "describe_isolation",
+    "execute_block",
+    "resolve_isolation",
+    "run_code",
+    "truncate",
+]
 
 ERROR_MARKER = "[Error]:"
 DEFAULT_PRELOAD = ("numpy", "pandas", "matplotlib.pyplot")
@@ -59,7 +71,7 @@ class SandboxLimits:
             raise ValueError(f"sandbox.isolation must be auto or none, not {self.isolation!r}")
 
     @classmethod
-    def from_config(cls, cfg: dict) -> "SandboxLimits":
+    def from_config(cls, cfg: dict) -> SandboxLimits:
         return cls(**{k: v for k, v in cfg.items() if k in cls.__dataclass_fields__})
 
     @property
@@ -67,8 +79,12 @@ class SandboxLimits:
         return self.isolation != "none"
 
     def per_block(self) -> dict:
-        return {"timeout_s": float(self.timeout_s), "memory_mb": int(self.memory_mb),
-                "max_processes": int(self.max_processes), "max_file_mb": int(self.max_file_mb)}  # fmt: skip
+        return {
+            "timeout_s": float(self.timeout_s),
+            "memory_mb": int(self.memory_mb),
+            "max_processes": int(self.max_processes),
+            "max_file_mb": int(self.max_file_mb),
+        }
 
 
 @dataclass
@@ -143,10 +159,16 @@ class Session:
             if self._sock is None:
                 self._open()
             if self._broken:
-                return ExecResult(False, f"the workspace could not be prepared: {self._broken}", False,
-                                  time.monotonic() - start)  # fmt: skip
-            outcome = run_block(self._sock, strip_fence(code), self.limits.per_block(), self.limits.max_output_chars,
-                                self.limits.persistent)  # fmt: skip
+                return ExecResult(
+                    False, f"the workspace could not be prepared: {self._broken}", False, time.monotonic() - start
+                )
+            outcome = run_block(
+                self._sock,
+                strip_fence(code),
+                self.limits.per_block(),
+                self.limits.max_output_chars,
+                self.limits.persistent,
+            )
         except PoolLost as e:
             # Not the block's doing (a block cannot reach the template): no observation is made up for a block
             # that may never have run. The next session starts a new template.
@@ -186,7 +208,7 @@ def execute_block(code: str, workdir: Path, limits: SandboxLimits = SandboxLimit
 
 
 def resolve_isolation(limits: SandboxLimits) -> str:
-    """"jail" or "none"; raises SandboxUnavailable when `auto` cannot build the jail."""
+    """ "jail" or "none"; raises SandboxUnavailable when `auto` cannot build the jail."""
     if not limits.jailed:
         return "none"
     get_pool(True, limits.preload)
@@ -201,9 +223,11 @@ def describe_isolation(limits: SandboxLimits) -> str:
 
 # ---------------------------------------------------------------- `python -m darecipe.sandbox check`
 
-_TOGETHER = ("import os, time\npids = []\nfor _ in range(3):\n    pid = os.fork()\n    if pid == 0:\n"
-             "        b = bytearray(b'x') * (200 << 20)\n        time.sleep(3)\n        os._exit(0)\n    pids.append(pid)\n"
-             "bad = [s for s in (os.waitpid(p, 0)[1] for p in pids) if s]\nraise SystemExit(len(bad))")  # fmt: skip
+_TOGETHER = (
+    "import os, time\npids = []\nfor _ in range(3):\n    pid = os.fork()\n    if pid == 0:\n"
+    "        b = bytearray(b'x') * (200 << 20)\n        time.sleep(3)\n        os._exit(0)\n    pids.append(pid)\n"
+    "bad = [s for s in (os.waitpid(p, 0)[1] for p in pids) if s]\nraise SystemExit(len(bad))"
+)
 
 
 def check(limits: SandboxLimits) -> bool:
@@ -211,25 +235,53 @@ def check(limits: SandboxLimits) -> bool:
     import tempfile
 
     print(describe_isolation(limits))
-    host = [p for p in (os.path.abspath("Snakefile"), os.path.abspath("config"), os.path.expanduser("~/.bashrc"),
-                        "/etc/passwd") if os.path.exists(p)]  # fmt: skip
+    host = [
+        p
+        for p in (
+            os.path.abspath("Snakefile"),
+            os.path.abspath("config"),
+            os.path.expanduser("~/.bashrc"),
+            "/etc/passwd",
+        )
+        if os.path.exists(p)
+    ]
     small = dataclasses.replace(limits, timeout_s=10, memory_mb=256, max_processes=16, disk_mb=32)
     probes = [
         ("runs code", "print(6 * 7)", limits, lambda r: r.ok and r.output == "42"),
-        ("sees none of the host's files", f"import os\nprint([p for p in {host!r} if os.path.exists(p)])", limits,
-         lambda r: r.ok and r.output == "[]"),
-        ("no network", "import socket\nprint([n for _, n in socket.if_nameindex()])\n"
-         "socket.create_connection(('1.1.1.1', 53), timeout=2)", limits,
-         lambda r: not r.ok and r.output.startswith("['lo']")),
-        ("no privileges", "import os\nst = dict(l.split(':', 1) for l in open('/proc/self/status'))\n"
-         "print(os.getuid() != 0, st['CapEff'].strip(), st['NoNewPrivs'].strip())", limits,
-         lambda r: r.ok and r.output == "True 0000000000000000 1"),
+        (
+            "sees none of the host's files",
+            f"import os\nprint([p for p in {host!r} if os.path.exists(p)])",
+            limits,
+            lambda r: r.ok and r.output == "[]",
+        ),
+        (
+            "no network",
+            "import socket\nprint([n for _, n in socket.if_nameindex()])\n"
+            "socket.create_connection(('1.1.1.1', 53), timeout=2)",
+            limits,
+            lambda r: not r.ok and r.output.startswith("['lo']"),
+        ),
+        (
+            "no privileges",
+            "import os\nst = dict(l.split(':', 1) for l in open('/proc/self/status'))\n"
+            "print(os.getuid() != 0, st['CapEff'].strip(), st['NoNewPrivs'].strip())",
+            limits,
+            lambda r: r.ok and r.output == "True 0000000000000000 1",
+        ),
         ("memory of all processes together (3 x 200 MB against 256 MB)", _TOGETHER, small, lambda r: not r.ok),
-        ("process limit (fork bomb against 16)", "import os\nwhile True:\n    os.fork()", small,
-         lambda r: not r.ok and r.seconds < 15),
-        ("disk quota (64 MB against 32 MB)", "open('big', 'wb').write(b'z' * (64 << 20))", small,
-         lambda r: "No space left" in r.output),
-    ]  # fmt: skip
+        (
+            "process limit (fork bomb against 16)",
+            "import os\nwhile True:\n    os.fork()",
+            small,
+            lambda r: not r.ok and r.seconds < 15,
+        ),
+        (
+            "disk quota (64 MB against 32 MB)",
+            "open('big', 'wb').write(b'z' * (64 << 20))",
+            small,
+            lambda r: "No space left" in r.output,
+        ),
+    ]
     ok = True
     with tempfile.TemporaryDirectory(prefix="sandbox-check-") as ws:
         for name, code, lim, good in probes:

@@ -24,17 +24,27 @@ def score_episodes(episodes: list[EpisodeOutcome], judge: Judge | None, step: in
     """Rewards of finished episodes; the judge is asked only about episodes that pass the gates (the others'
     reward does not depend on it)."""
     inputs = [
-        RewardInput(text=e.text, method=e.method, ground_truth=e.ground_truth, exec_ok=int(e.infos.get("exec_ok", 0)),
-                    exec_total=int(e.infos.get("exec_total", 0)), turns=int(e.infos.get("num_turns", 1)),
-                    over_length=bool(e.infos.get("over_length")))  # fmt: skip
+        RewardInput(
+            text=e.text,
+            method=e.method,
+            ground_truth=e.ground_truth,
+            exec_ok=int(e.infos.get("exec_ok", 0)),
+            exec_total=int(e.infos.get("exec_total", 0)),
+            turns=int(e.infos.get("num_turns", 1)),
+            over_length=bool(e.infos.get("over_length")),
+        )
         for e in episodes
     ]
     verdicts: list[dict | None] = [None] * len(episodes)
     asked, unreadable, no_reply = [0] * len(episodes), [False] * len(episodes), [False] * len(episodes)
     if judge is not None:
         todo = [i for i, x in enumerate(inputs) if compute_reward(x).gate is None]
-        items = [JudgeItem(f"step{step}-{i}", episodes[i].method, episodes[i].task, episodes[i].ground_truth,
-                           episodes[i].text) for i in todo]  # fmt: skip
+        items = [
+            JudgeItem(
+                f"step{step}-{i}", episodes[i].method, episodes[i].task, episodes[i].ground_truth, episodes[i].text
+            )
+            for i in todo
+        ]
         if items:
             stats = judge.score(items)
             for k, i in enumerate(todo):
@@ -46,8 +56,19 @@ def score_episodes(episodes: list[EpisodeOutcome], judge: Judge | None, step: in
         res = compute_reward(x)
         results.append(res)
         infos = {k: v for k, v in e.infos.items() if k != "text"}
-        log_rollout({"step": step, "method": e.method, "reward": res.reward, "gate": res.gate, "terms": res.terms,
-                     "judge": verdict, "judge_requests": n, "judge_unreadable": bad, "judge_unanswered": lost,
-                     "judge_identity": judge.identity if judge else None,
-                     **infos})  # fmt: skip
+        log_rollout(
+            {
+                "step": step,
+                "method": e.method,
+                "reward": res.reward,
+                "gate": res.gate,
+                "terms": res.terms,
+                "judge": verdict,
+                "judge_requests": n,
+                "judge_unreadable": bad,
+                "judge_unanswered": lost,
+                "judge_identity": judge.identity if judge else None,
+                **infos,
+            }
+        )
     return results

@@ -10,9 +10,9 @@
 
 from __future__ import annotations
 
-import logging
 import asyncio
 import dataclasses
+import logging
 import os
 import signal
 import socket
@@ -42,8 +42,16 @@ class ModelServer:
     `{model}` and `{port}` placeholders (e.g. `vllm serve {model} --port {port} --served-model-name eval`), and
     any further ones given in `fields`."""
 
-    def __init__(self, command: list[str], model_dir: Path, log_path: Path, startup_timeout_s: float = 900.0,
-                 port: int | None = None, fields: dict | None = None, config_field: str = "eval.server.command"):  # fmt: skip
+    def __init__(
+        self,
+        command: list[str],
+        model_dir: Path,
+        log_path: Path,
+        startup_timeout_s: float = 900.0,
+        port: int | None = None,
+        fields: dict | None = None,
+        config_field: str = "eval.server.command",
+    ):
         self.port = port or free_port()
         self.argv = render_command(command, config_field, model=model_dir, port=self.port, **(fields or {}))
         self.log_path, self.startup_timeout_s = Path(log_path), startup_timeout_s
@@ -60,8 +68,9 @@ class ModelServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 self._close()
-                raise RuntimeError(f"model server exited with status {self.proc.returncode} before it was ready; "
-                                   f"see {self.log_path}")  # fmt: skip
+                raise RuntimeError(
+                    f"model server exited with status {self.proc.returncode} before it was ready; see {self.log_path}"
+                )
             try:
                 with urllib.request.urlopen(f"{self.base_url}/models", timeout=2) as r:
                     if r.status == 200:
@@ -91,8 +100,16 @@ class ModelServer:
 class CompletionsGenerator:
     """A generator (see `agent.run_agents`) over `/v1/completions` of an OpenAI-compatible server."""
 
-    def __init__(self, base_url: str, model: str, tokenizer, max_new_tokens: int, temperature: float,
-                 max_in_flight: int = 64, timeout_s: float = 600.0):  # fmt: skip
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        tokenizer,
+        max_new_tokens: int,
+        temperature: float,
+        max_in_flight: int = 64,
+        timeout_s: float = 600.0,
+    ):
         self.base_url, self.model, self.tok = base_url, model, tokenizer
         self.max_new_tokens, self.temperature = max_new_tokens, temperature
         self.max_in_flight, self.timeout_s = max_in_flight, timeout_s
@@ -110,10 +127,13 @@ class CompletionsGenerator:
             async with sem:
                 try:
                     r = await client.completions.create(
-                        model=self.model, prompt=prompt_ids(self.tok, s.prompt, s.text), max_tokens=self.max_new_tokens,
-                        temperature=self.temperature, stop=["</Code>"],
+                        model=self.model,
+                        prompt=prompt_ids(self.tok, s.prompt, s.text),
+                        max_tokens=self.max_new_tokens,
+                        temperature=self.temperature,
+                        stop=["</Code>"],
                         extra_body={"include_stop_str_in_output": True, "skip_special_tokens": False},
-                    )  # fmt: skip
+                    )
                 except Exception:  # noqa: BLE001 - a failed generation ends that trajectory as "error"
                     return None
                 return r.choices[0].text if r.choices else None
@@ -133,15 +153,22 @@ def local_teacher(settings: LLMSettings, log_path: Path, serve: bool = True):
         yield settings
         return
     loc = settings.local
-    server = ModelServer(loc.serve_command, loc.model, log_path, loc.startup_timeout_s,
-                         fields={"name": settings.model, "gpus": loc.gpus}, config_field="llm.local.serve_command")  # fmt: skip
+    server = ModelServer(
+        loc.serve_command,
+        loc.model,
+        log_path,
+        loc.startup_timeout_s,
+        fields={"name": settings.model, "gpus": loc.gpus},
+        config_field="llm.local.serve_command",
+    )
     logger.info(f"local teacher: starting `{' '.join(server.argv)}` (its log: {log_path})")
     try:
         base_url = server.__enter__()
     except FileNotFoundError:
         server._close()
-        raise LLMError(f"llm.local.serve_command: {server.argv[0]} not found (is vLLM installed in this job's "
-                       "environment?)") from None  # fmt: skip
+        raise LLMError(
+            f"llm.local.serve_command: {server.argv[0]} not found (is vLLM installed in this job's environment?)"
+        ) from None
     try:
         logger.info(f"local teacher ready at {base_url}")
         yield dataclasses.replace(settings, base_url=base_url, api_key_env=None)

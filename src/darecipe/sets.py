@@ -47,7 +47,9 @@ STAGE1_SETS = {
     for s in (
         Stage1Set("SKGInstruct", "structured_knowledge", "file", 199_989),
         Stage1Set("TableQA_distillation", "data_science", "synthesis", 39_301, "distill", "distill"),
-        Stage1Set("TableQA_refinement", "data_science", "synthesis", 39_301, "refine", "refine", "TableQA_distillation"),
+        Stage1Set(
+            "TableQA_refinement", "data_science", "synthesis", 39_301, "refine", "refine", "TableQA_distillation"
+        ),
         Stage1Set("TableGPT", "data_science", "synthesis", 29_448, "tablegpt", "tablegpt"),
         Stage1Set("file_database", "file", "synthesis", 3_833, "file", "file"),
         Stage1Set("file_csv", "file", "synthesis", 3_007, "file", "file"),
@@ -78,20 +80,40 @@ class Category:
 CATEGORIES = {
     c.name: c
     for c in (
-        Category("data_pipeline", "an end-to-end pipeline: load, clean, transform and summarise the data in several steps", 3_601),
-        Category("data_preparation", "preparing data for analysis: joining, reshaping, deriving columns, saving a tidy file", 3_311),
-        Category("data_cleaning", "finding and fixing data-quality problems: missing values, duplicates, inconsistent values", 1_616),
-        Category("data_analysis", "a focused analytical question answered with statistics computed from the data", 3_936),
+        Category(
+            "data_pipeline",
+            "an end-to-end pipeline: load, clean, transform and summarise the data in several steps",
+            3_601,
+        ),
+        Category(
+            "data_preparation",
+            "preparing data for analysis: joining, reshaping, deriving columns, saving a tidy file",
+            3_311,
+        ),
+        Category(
+            "data_cleaning",
+            "finding and fixing data-quality problems: missing values, duplicates, inconsistent values",
+            1_616,
+        ),
+        Category(
+            "data_analysis", "a focused analytical question answered with statistics computed from the data", 3_936
+        ),
         Category("data_insight", "a question whose answer is an insight or pattern discovered in the data", 1_062),
-        Category("research_database", "an open research question over a SQLite database, answered with SQL and analysis", 818),
+        Category(
+            "research_database", "an open research question over a SQLite database, answered with SQL and analysis", 818
+        ),
         Category("research_xlsx", "an open research question over Excel workbooks", 848),
         Category("research_other", "an open research question over the given files", 3_505),
         Category("research_data_preparation", "a research-grade data preparation task with documented decisions", 488),
         Category("research_data_analysis", "a research-grade analysis with several angles on the data", 1_339),
         Category("research_data_insight", "a research question whose answer is a set of supported insights", 1_351),
-        Category("research_report_generation", "a written data-science report with findings supported by computed numbers", 4_327),
+        Category(
+            "research_report_generation",
+            "a written data-science report with findings supported by computed numbers",
+            4_327,
+        ),
     )
-}  # fmt: skip
+}
 
 # Stage-3 RL sets, one per reward method (darecipe.reward.METHODS): our name -> the file names the release uses.
 RL_SETS = {m.rl_set: m.released_files for m in METHODS.values()}

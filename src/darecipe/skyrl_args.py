@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def skyrl_overrides(hp: dict, model: Path, train_files: list[Path], output_dir: Path, stop_token_ids: list[int],
-                    env: dict) -> list[str]:  # fmt: skip
+def skyrl_overrides(
+    hp: dict, model: Path, train_files: list[Path], output_dir: Path, stop_token_ids: list[int], env: dict
+) -> list[str]:
     """Hydra overrides for `python -m darecipe.skyrl_main` (docs/recipe.md §7's stage-3 values come from `hp`)."""
     prompts_per_step = hp["per_device_train_batch_size"] * hp["gradient_accumulation_steps"] * max(hp["gpus"], 1)
     prompts_per_step //= hp["num_generations"]

@@ -47,8 +47,9 @@ class DeepAnalyzeEnv(BaseTextEnv):
         self.episode: Episode | None = None
 
     def init(self, prompt):
-        self.episode = open_episode(self.data, self.workspace_id, self.limits, None, self.workspace_root,
-                                    max_turns=self.max_turns)  # fmt: skip
+        self.episode = open_episode(
+            self.data, self.workspace_id, self.limits, None, self.workspace_root, max_turns=self.max_turns
+        )
         return prompt, {}
 
     def step(self, action: str) -> BaseTextEnvStepOutput:
@@ -57,14 +58,19 @@ class DeepAnalyzeEnv(BaseTextEnv):
         # token ids stay as they are
         cut = turn.action if turn.action != action else None
         if not turn.done:
-            return BaseTextEnvStepOutput(observations=[{"role": "user", "content": turn.observation}], reward=0.0,
-                                         done=False, metadata=self.episode.infos(),
-                                         postprocessed_action=cut)  # fmt: skip
+            return BaseTextEnvStepOutput(
+                observations=[{"role": "user", "content": turn.observation}],
+                reward=0.0,
+                done=False,
+                metadata=self.episode.infos(),
+                postprocessed_action=cut,
+            )
         outcome = EpisodeOutcome(self.episode.text, self.method, self.ground_truth, self.task, self.episode.infos())
         res = score_episodes([outcome], self.judge, self.step_counter)[0]
         meta = {**self.episode.infos(), "gate": res.gate, "terms": res.terms}
-        return BaseTextEnvStepOutput(observations=[], reward=res.reward, done=True, metadata=meta,
-                                     postprocessed_action=cut)  # fmt: skip
+        return BaseTextEnvStepOutput(
+            observations=[], reward=res.reward, done=True, metadata=meta, postprocessed_action=cut
+        )
 
     def close(self):
         if self.episode:

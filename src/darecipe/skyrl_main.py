@@ -2,7 +2,6 @@
 skyrl-train's own Hydra entry point with the overrides `darecipe.skyrl_args` generated."""
 
 
-
 def main() -> None:
     from darecipe.skyrl_env import register
 

@@ -50,14 +50,23 @@ def read_cues(path: str | Path) -> list[str]:
 
 def refine_messages(tpl: Template, task: TaskRecord, reasoning: str, cues: list[str]) -> list[dict]:
     body = tpl.substitute(
-        question=task.question, table=table_text(task.table), answer=task.answer, reasoning=reasoning,
-        cues="\n".join(f"- {c}" for c in cues), **_text_parts(task),
-    )  # fmt: skip
+        question=task.question,
+        table=table_text(task.table),
+        answer=task.answer,
+        reasoning=reasoning,
+        cues="\n".join(f"- {c}" for c in cues),
+        **_text_parts(task),
+    )
     return [{"role": "user", "content": body}]
 
 
 def tablegpt_messages(tpl: Template, task: TaskRecord) -> list[dict]:
-    return [{"role": "user", "content": tpl.substitute(question=task.question, table=table_text(task.table), answer=task.answer)}]
+    return [
+        {
+            "role": "user",
+            "content": tpl.substitute(question=task.question, table=table_text(task.table), answer=task.answer),
+        }
+    ]
 
 
 def file_messages(tpl: Template, task: TaskRecord, prompt: str) -> list[dict]:
@@ -103,12 +112,15 @@ def tablegpt_tasks(tables: list[tuple[str, list[list[str]]]]) -> list[TaskRecord
         n = len(rows) - 1
         out.append(
             TaskRecord(
-                f"tablegpt-{ident}", "wikitq-table",
+                f"tablegpt-{ident}",
+                "wikitq-table",
                 "Write a short description of this table for a reader who cannot see it: what it lists, its columns, "
                 "and how many rows it has.",
-                str(n), table=rows, kind="tablegpt",
+                str(n),
+                table=rows,
+                kind="tablegpt",
             )
-        )  # fmt: skip
+        )
     return out
 
 

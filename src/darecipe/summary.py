@@ -48,7 +48,7 @@ class TagFamily:
     answer: str
 
     @classmethod
-    def from_config(cls, families: dict) -> dict[str, "TagFamily"]:
+    def from_config(cls, families: dict) -> dict[str, TagFamily]:
         return {name: cls(name, f["result"], f["answer"]) for name, f in families.items()}
 
     def blocks(self, tag: str) -> re.Pattern:
@@ -149,8 +149,13 @@ def split_trace(trace: Trace, fam: TagFamily) -> list[dict]:
 
 def multiturn_record(trace: Trace, fam: TagFamily) -> dict:
     msgs = split_trace(trace, fam)
-    return {"id": trace.id, "source": trace.source, "family": trace.family, "messages": msgs,
-            "answer": fam.final_answer(msgs[-1]["content"])}  # fmt: skip
+    return {
+        "id": trace.id,
+        "source": trace.source,
+        "family": trace.family,
+        "messages": msgs,
+        "answer": fam.final_answer(msgs[-1]["content"]),
+    }
 
 
 def _question_index(msgs: list[dict]) -> int:
@@ -165,13 +170,21 @@ def samples_from_multiturn(rec: dict, fam: TagFamily) -> list[dict]:
     cuts = result_at or [q]
     out = []
     for step, cut in enumerate(cuts, start=1 if result_at else 0):
-        out.append({
-            "id": f"{rec['id']}#{step}", "trace_id": rec["id"], "step": step, "steps": len(result_at),
-            "source": rec["source"], "family": rec["family"],
-            "prompt": msgs[: cut + 1], "target": msgs[cut + 1]["content"],
-            "results": [fam.result_inner(msgs[i]["content"]) for i in result_at if i <= cut],
-            "is_final": cut + 2 == len(msgs), "answer": rec["answer"],
-        })  # fmt: skip
+        out.append(
+            {
+                "id": f"{rec['id']}#{step}",
+                "trace_id": rec["id"],
+                "step": step,
+                "steps": len(result_at),
+                "source": rec["source"],
+                "family": rec["family"],
+                "prompt": msgs[: cut + 1],
+                "target": msgs[cut + 1]["content"],
+                "results": [fam.result_inner(msgs[i]["content"]) for i in result_at if i <= cut],
+                "is_final": cut + 2 == len(msgs),
+                "answer": rec["answer"],
+            }
+        )
     return out
 
 
@@ -234,15 +247,20 @@ def render_summary(s: Summary) -> str:
     """The summary as the trained model reads and writes it; each fact as a JSON string on its own line, so a
     quote spanning lines stays one line and can be read back exactly (`parse_rendered_summary`)."""
     facts = "\n".join(f"- {json.dumps(f, ensure_ascii=False)}" for f in s.key_facts) or "- (none)"
-    return (f"{SUMMARY_OPEN}\nQuestion: {s.question}\nReasoning so far: {s.reasoning}\n"
-            f"Key facts (quoted from the results):\n{facts}\n{SUMMARY_CLOSE}")  # fmt: skip
+    return (
+        f"{SUMMARY_OPEN}\nQuestion: {s.question}\nReasoning so far: {s.reasoning}\n"
+        f"Key facts (quoted from the results):\n{facts}\n{SUMMARY_CLOSE}"
+    )
 
 
 def parse_rendered_summary(text: str) -> Summary | None:
     """A summary block at the start of a generated text (None if there is none or it is malformed)."""
     m = re.match(
         rf"\s*{SUMMARY_OPEN}\nQuestion: (.*?)\nReasoning so far: (.*?)\nKey facts \(quoted from the results\):\n"
-        rf"(.*?)\n{SUMMARY_CLOSE}", text, re.DOTALL)  # fmt: skip
+        rf"(.*?)\n{SUMMARY_CLOSE}",
+        text,
+        re.DOTALL,
+    )
     if not m:
         return None
     facts = []
@@ -314,8 +332,12 @@ def token_stats(records: list[dict], encode) -> dict:
     prompt = [len(encode(chat_text(r["messages"][:-1]))) for r in records]
     target = [len(encode(chat_text(r["messages"][-1:]))) for r in records]
     n = len(records)
-    return {"records": n, "prompt_tokens_mean": round(sum(prompt) / n, 1), "target_tokens_mean": round(sum(target) / n, 1),
-            "total_tokens_mean": round((sum(prompt) + sum(target)) / n, 1)}  # fmt: skip
+    return {
+        "records": n,
+        "prompt_tokens_mean": round(sum(prompt) / n, 1),
+        "target_tokens_mean": round(sum(target) / n, 1),
+        "total_tokens_mean": round((sum(prompt) + sum(target)) / n, 1),
+    }
 
 
 def split_generated(text: str) -> tuple[Summary | None, str]:
@@ -326,8 +348,7 @@ def split_generated(text: str) -> tuple[Summary | None, str]:
     return s, text[text.index(SUMMARY_CLOSE) + len(SUMMARY_CLOSE) :].strip()
 
 
-def score_output(rec: dict, fam: TagFamily, generated: str, with_summary: bool, rel_tol: float,
-                 min_chars: int) -> dict:  # fmt: skip
+def score_output(rec: dict, fam: TagFamily, generated: str, with_summary: bool, rel_tol: float, min_chars: int) -> dict:
     """One generated output against its sample: summary validity (summary-prefix) and answer match (samples whose
     target holds the answer)."""
     out: dict = {"id": rec["id"], "generated_chars": len(generated)}

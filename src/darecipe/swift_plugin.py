@@ -53,8 +53,13 @@ class DeepAnalyzeScheduler(MultiTurnScheduler):
     async def on_trajectory_start(self, requests) -> None:
         for req in requests:
             d = req.data_dict
-            ep = open_episode(str(d["data"]), str(d["workspace_id"]), self.limits, self.max_trajectory_length,
-                              max_turns=self.max_turns or 30)  # fmt: skip
+            ep = open_episode(
+                str(d["data"]),
+                str(d["workspace_id"]),
+                self.limits,
+                self.max_trajectory_length,
+                max_turns=self.max_turns or 30,
+            )
             ep.add_tokens(sum(len(self.tokenizer.encode(m["content"], add_special_tokens=False)) for m in req.messages))
             self.episodes[id(req)] = ep
 
@@ -128,13 +133,17 @@ class DeepAnalyzeReward(ORM):
         n = len(completions)
         infos = [i or {} for i in (kwargs.get("rollout_infos") or [{}] * n)]
         episodes = [
-            EpisodeOutcome(text=info.get("text") or text, method=method, ground_truth=str(gold), task=str(task),
-                           infos=info)  # fmt: skip
-            for text, method, gold, task, info in zip(
-                completions, kwargs.get("method") or ["qa"] * n, kwargs.get("ground_truth") or [""] * n,
-                kwargs.get("task") or [""] * n, infos,
+            EpisodeOutcome(
+                text=info.get("text") or text, method=method, ground_truth=str(gold), task=str(task), infos=info
             )
-        ]  # fmt: skip
+            for text, method, gold, task, info in zip(
+                completions,
+                kwargs.get("method") or ["qa"] * n,
+                kwargs.get("ground_truth") or [""] * n,
+                kwargs.get("task") or [""] * n,
+                infos,
+            )
+        ]
         state = kwargs.get("trainer_state")
         step = int(getattr(state, "global_step", 0)) + 1
         return [r.reward for r in score_episodes(episodes, self.judge, step)]

@@ -24,8 +24,8 @@ from .agent import Trajectory
 from .datafiles import check_data_file, read_csv_table, read_xlsx_table
 from .io import InputError
 from .loaders import materialise_files
-from .replies import parse_json_object
 from .prompts import task_prompt
+from .replies import parse_json_object
 from .reward import METHODS as REWARD_METHODS
 from .sets import CATEGORIES
 from .tags import check_structure
@@ -36,15 +36,17 @@ CATEGORY_GOALS = {name: c.goal for name, c in CATEGORIES.items()}
 RL_METHODS = tuple(REWARD_METHODS)
 RL_SET_OF = {name: m.rl_set for name, m in REWARD_METHODS.items()}
 # The stage-3 parquet schema (SkyRL's, docs/recipe.md §5); `function` is kept for compatibility and left empty.
-RL_PARQUET_SCHEMA = pa.schema([
-    ("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
-    ("env_class", pa.string()),
-    ("reward_spec", pa.struct([("method", pa.string()), ("ground_truth", pa.string()), ("function", pa.string())])),
-    ("data", pa.string()),
-    ("workspace_id", pa.string()),
-    ("input_seq", pa.string()),
-    ("provenance", pa.string()),  # synthesised (this pipeline) or released (DataScience-Instruct-500K)
-])  # fmt: skip
+RL_PARQUET_SCHEMA = pa.schema(
+    [
+        ("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+        ("env_class", pa.string()),
+        ("reward_spec", pa.struct([("method", pa.string()), ("ground_truth", pa.string()), ("function", pa.string())])),
+        ("data", pa.string()),
+        ("workspace_id", pa.string()),
+        ("input_seq", pa.string()),
+        ("provenance", pa.string()),  # synthesised (this pipeline) or released (DataScience-Instruct-500K)
+    ]
+)
 
 
 @dataclass
@@ -145,12 +147,18 @@ def preview(files: list[Path], rows: int = 3) -> str:
 # ---------------------------------------------------------------- questioner
 
 
-def questioner_messages(tpl: Template, category: str, workspace: str, files: list[Path], n_sft: int, n_rl: int) -> list[dict]:
+def questioner_messages(
+    tpl: Template, category: str, workspace: str, files: list[Path], n_sft: int, n_rl: int
+) -> list[dict]:
     body = tpl.substitute(
-        category=category, goal=CATEGORY_GOALS[category], workspace=workspace, n_sft=n_sft, n_rl=n_rl,
+        category=category,
+        goal=CATEGORY_GOALS[category],
+        workspace=workspace,
+        n_sft=n_sft,
+        n_rl=n_rl,
         data=task_prompt("(the task you write)", files).split("# Data\n", 1)[-1] if files else "(no files)",
         preview=preview(files),
-    )  # fmt: skip
+    )
     return [{"role": "user", "content": body}]
 
 
@@ -175,8 +183,18 @@ def parse_tasks(reply: str, category: str, workspace: str) -> tuple[list[Task], 
             problems.append(f"{tid}: a {method} task needs a short gold answer")
             continue
         checklist = t.get("checklist") if isinstance(t.get("checklist"), dict) else {}
-        tasks.append(Task(tid, category, workspace, str(t["task"]).strip(), checklist, purpose, method,
-                          str(t.get("answer", "")).strip()))  # fmt: skip
+        tasks.append(
+            Task(
+                tid,
+                category,
+                workspace,
+                str(t["task"]).strip(),
+                checklist,
+                purpose,
+                method,
+                str(t.get("answer", "")).strip(),
+            )
+        )
     return tasks, problems
 
 
@@ -196,8 +214,13 @@ def deterministic_checks(traj: Trajectory) -> list[str]:
     """The inspector's checks that need no model."""
     reasons = list(check_structure(traj.text).reasons)
     if traj.stop != "answer":
-        reasons.append({"no_code": "stopped without <Answer>", "max_turns": "turn limit reached without <Answer>",
-                        "error": f"generation failed: {traj.error}"}.get(traj.stop, traj.stop))  # fmt: skip
+        reasons.append(
+            {
+                "no_code": "stopped without <Answer>",
+                "max_turns": "turn limit reached without <Answer>",
+                "error": f"generation failed: {traj.error}",
+            }.get(traj.stop, traj.stop)
+        )
     if traj.results and not traj.results[-1].ok:
         reasons.append("the final code block failed")
     if not traj.results:
@@ -206,8 +229,14 @@ def deterministic_checks(traj: Trajectory) -> list[str]:
 
 
 def inspector_messages(tpl: Template, task: Task, traj: Trajectory) -> list[dict]:
-    return [{"role": "user", "content": tpl.substitute(task=task.task, checklist=json.dumps(task.checklist, indent=1),
-                                                       trajectory=traj.text)}]  # fmt: skip
+    return [
+        {
+            "role": "user",
+            "content": tpl.substitute(
+                task=task.task, checklist=json.dumps(task.checklist, indent=1), trajectory=traj.text
+            ),
+        }
+    ]
 
 
 def parse_verdict(reply: str) -> Verdict:
@@ -225,9 +254,15 @@ def parse_verdict(reply: str) -> Verdict:
 def sft_record(task: Task, traj: Trajectory) -> dict:
     return {
         "messages": [{"role": "user", "content": traj.prompt}, {"role": "assistant", "content": traj.text}],
-        "id": task.id, "category": task.category, "workspace": task.workspace, "task": task.task,
-        "checklist": json.dumps(task.checklist, ensure_ascii=False), "turns": traj.turns, "exec_ok": traj.exec_ok, "exec_total": traj.exec_total,
-    }  # fmt: skip
+        "id": task.id,
+        "category": task.category,
+        "workspace": task.workspace,
+        "task": task.task,
+        "checklist": json.dumps(task.checklist, ensure_ascii=False),
+        "turns": traj.turns,
+        "exec_ok": traj.exec_ok,
+        "exec_total": traj.exec_total,
+    }
 
 
 def rl_row(task: Task, prompt: str) -> dict:

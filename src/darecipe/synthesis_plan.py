@@ -46,8 +46,10 @@ def sqlite_workspace_names(name: str, spec: dict) -> list[str]:
 
         root = Path(spec["path"])
         if not root.is_dir():
-            raise PlanError(f"synthesis.sqlite_dirs.{name}: {root} does not exist yet; list its databases under "
-                            f"`databases:` so the DAG can show every job before the download")  # fmt: skip
+            raise PlanError(
+                f"synthesis.sqlite_dirs.{name}: {root} does not exist yet; list its databases under "
+                f"`databases:` so the DAG can show every job before the download"
+            )
         dbs = list(sqlite_databases(root))
         if not dbs:
             raise PlanError(f"synthesis.sqlite_dirs.{name}: no <db_id>/<db_id>.sqlite under {root}")
@@ -117,8 +119,10 @@ def batch_note(job: Job, request: int = 0, n_requests: int = 1) -> str:
     if job.batches == 1 and n_requests == 1:
         return ""
     where = f"request {request + 1} of {n_requests} in batch {job.batch + 1} of {job.batches}"
-    return (f"\n\nThis is {where} of task requests for this workspace and category. Propose tasks that another "
-            "request would be unlikely to propose: vary the tables, columns, methods and questions.")  # fmt: skip
+    return (
+        f"\n\nThis is {where} of task requests for this workspace and category. Propose tasks that another "
+        "request would be unlikely to propose: vary the tables, columns, methods and questions."
+    )
 
 
 def id_part(job: Job, request: int = 0, n_requests: int = 1) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
+
 from .sets import RELEASED_RL_TASKS
 
 # Share of requests whose reply is kept (assumptions): the gold answer must match, the cues must appear, the
@@ -107,8 +108,10 @@ def report(a) -> str:
     prices = Prices(price["input_per_mtok"], price["output_per_mtok"], price["batch_factor"])
     rows = [f"{'step':<11} {'requests':>9} {'prompt tok':>11} {'reply tok':>10} {'M in':>8} {'M out':>7} {'mode':>7}"]
     for s in steps:
-        rows.append(f"{s.name:<11} {s.requests:>9,} {s.prompt:>11,} {s.reply:>10,} {s.prompt_tokens / 1e6:>8,.1f} "
-                    f"{s.reply_tokens / 1e6:>7,.1f} {'batch' if s.batchable else 'online':>7}")  # fmt: skip
+        rows.append(
+            f"{s.name:<11} {s.requests:>9,} {s.prompt:>11,} {s.reply:>10,} {s.prompt_tokens / 1e6:>8,.1f} "
+            f"{s.reply_tokens / 1e6:>7,.1f} {'batch' if s.batchable else 'online':>7}"
+        )
     n = sum(s.requests for s in steps)
     m_in, m_out = sum(s.prompt_tokens for s in steps) / 1e6, sum(s.reply_tokens for s in steps) / 1e6
     rows.append(f"{'total':<11} {n:>9,} {'':>11} {'':>10} {m_in:>8,.1f} {m_out:>7,.1f}")

@@ -33,8 +33,8 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .ratelimit import Bucket
 
@@ -88,12 +88,15 @@ def _duration(seconds: float) -> str:
 # What the recorded teacher was asked with (config/config.yaml's llm block): recordings are keyed by it.
 RECORDED_MODEL, RECORDED_SAMPLING = "recorded-teacher", {"temperature": 0.7, "max_tokens": 4096}
 # A verdict every judge method can read (qa: score, datatask: accuracy, openresearch: five dimensions).
-ANY_VERDICT = ('{"score": 3, "accuracy": 3, "usefulness": 3, "richness": 3, "soundness": 3, "interpretability": 3, '
-               '"readability": 3}')
+ANY_VERDICT = (
+    '{"score": 3, "accuracy": 3, "usefulness": 3, "richness": 3, "soundness": 3, "interpretability": 3, '
+    '"readability": 3}'
+)
 
 
-def recorded_reply(recordings: str, fallback: str = ANY_VERDICT, model: str = RECORDED_MODEL,
-                   sampling: dict | None = None):  # fmt: skip
+def recorded_reply(
+    recordings: str, fallback: str = ANY_VERDICT, model: str = RECORDED_MODEL, sampling: dict | None = None
+):
     """A teacher behind HTTP: the recorded response for the request's messages (whatever model and sampling the
     request names: the recordings' own are used for the key), else `fallback` — by default a verdict any judge
     method can read, which a synthesis role cannot use (a content reject)."""
@@ -163,7 +166,7 @@ class FakeOpenAI:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def __enter__(self) -> "FakeOpenAI":
+    def __enter__(self) -> FakeOpenAI:
         self.start()
         return self
 
@@ -285,8 +288,11 @@ class FakeOpenAI:
         if self.limits:
             adm, headers = self._admit(body)
             if adm is None:
-                return web.json_response({"error": {"message": "Rate limit reached", "type": "requests",
-                                                    "code": "rate_limit_exceeded"}}, status=429, headers=headers)  # fmt: skip
+                return web.json_response(
+                    {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}},
+                    status=429,
+                    headers=headers,
+                )
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         fault = self._pick_fault(n, body)
@@ -295,8 +301,9 @@ class FakeOpenAI:
                 self.faults_sent[fault] += 1
             if fault == "429":
                 wait = {"retry-after-ms": str(self.fault_retry_after_ms)} if self.fault_retry_after_ms else {}
-                return web.json_response({"error": {"message": "rate limited", "type": "rate_limit"}}, status=429,
-                                         headers=wait)  # fmt: skip
+                return web.json_response(
+                    {"error": {"message": "rate limited", "type": "rate_limit"}}, status=429, headers=wait
+                )
             if fault == "500":
                 return web.json_response({"error": {"message": "internal error", "type": "server"}}, status=500)
             if fault == "hang":
@@ -306,7 +313,9 @@ class FakeOpenAI:
                 return web.Response(text='{"id": "x", "choices": [', content_type="application/json")
             if fault == "truncated":
                 full = json.dumps(self._completion(body, "this body is cut short")).encode()
-                resp = web.StreamResponse(headers={"Content-Type": "application/json", "Content-Length": str(len(full))})
+                resp = web.StreamResponse(
+                    headers={"Content-Type": "application/json", "Content-Length": str(len(full))}
+                )
                 await resp.prepare(request)
                 await resp.write(full[: len(full) // 2])
                 request.transport.close()
@@ -339,13 +348,20 @@ class FakeOpenAI:
         n_prompt = len(body["prompt"]) if isinstance(body["prompt"], list) else len(body["prompt"].split())
         with self._lock:
             self.answered += 1
-        return web.json_response({
-            "id": f"cmpl-{time.monotonic_ns()}", "object": "text_completion", "created": int(time.time()),
-            "model": body.get("model", "test"),
-            "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
-            "usage": {"prompt_tokens": n_prompt, "completion_tokens": len(text.split()),
-                      "total_tokens": n_prompt + len(text.split())},
-        })  # fmt: skip
+        return web.json_response(
+            {
+                "id": f"cmpl-{time.monotonic_ns()}",
+                "object": "text_completion",
+                "created": int(time.time()),
+                "model": body.get("model", "test"),
+                "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
+                "usage": {
+                    "prompt_tokens": n_prompt,
+                    "completion_tokens": len(text.split()),
+                    "total_tokens": n_prompt + len(text.split()),
+                },
+            }
+        )
 
     @staticmethod
     def _completion(body: dict, text: str) -> dict:
@@ -372,8 +388,15 @@ class FakeOpenAI:
         data = upload.file.read()
         with self._lock:
             fid = f"file-{len(self.files) + 1}"
-            self.files[fid] = {"id": fid, "object": "file", "bytes": len(data), "created_at": int(time.time()),
-                               "filename": upload.filename, "purpose": purpose, "data": data}  # fmt: skip
+            self.files[fid] = {
+                "id": fid,
+                "object": "file",
+                "bytes": len(data),
+                "created_at": int(time.time()),
+                "filename": upload.filename,
+                "purpose": purpose,
+                "data": data,
+            }
         return web.json_response({k: v for k, v in self.files[fid].items() if k != "data"})
 
     async def _file_content(self, request):
@@ -390,7 +413,9 @@ class FakeOpenAI:
         body = await request.json()
         f = self.files.get(body.get("input_file_id"))
         if f is None or body.get("endpoint") != "/v1/chat/completions" or body.get("completion_window") != "24h":
-            return web.json_response({"error": {"message": "bad input_file_id, endpoint or completion_window"}}, status=400)
+            return web.json_response(
+                {"error": {"message": "bad input_file_id, endpoint or completion_window"}}, status=400
+            )
         now = int(time.time())
         submitted = []
         for raw in f["data"].splitlines():
@@ -401,10 +426,21 @@ class FakeOpenAI:
         with self._lock:
             self.batch_requests.update(submitted)  # a request is submitted when its batch is created
             bid = f"batch_{len(self.batches) + 1}"
-            obj = {"id": bid, "object": "batch", "endpoint": body["endpoint"], "input_file_id": f["id"],
-                   "completion_window": "24h", "status": "validating", "output_file_id": None, "error_file_id": None,
-                   "created_at": now, "expires_at": now + 86400, "errors": None, "metadata": body.get("metadata"),
-                   "request_counts": {"total": 0, "completed": 0, "failed": 0}}  # fmt: skip
+            obj = {
+                "id": bid,
+                "object": "batch",
+                "endpoint": body["endpoint"],
+                "input_file_id": f["id"],
+                "completion_window": "24h",
+                "status": "validating",
+                "output_file_id": None,
+                "error_file_id": None,
+                "created_at": now,
+                "expires_at": now + 86400,
+                "errors": None,
+                "metadata": body.get("metadata"),
+                "request_counts": {"total": 0, "completed": 0, "failed": 0},
+            }
             self.batches[bid] = BatchJob(obj)
         asyncio.get_running_loop().create_task(self._run_batch(bid, len(self.batches)))
         return web.json_response(obj)
@@ -428,8 +464,15 @@ class FakeOpenAI:
         if after in ids:
             ids = ids[ids.index(after) + 1 :]
         page = [self.batches[i].obj for i in ids[:limit]]
-        return web.json_response({"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
-                                  "last_id": page[-1]["id"] if page else None, "has_more": len(ids) > limit})  # fmt: skip
+        return web.json_response(
+            {
+                "object": "list",
+                "data": page,
+                "first_id": page[0]["id"] if page else None,
+                "last_id": page[-1]["id"] if page else None,
+                "has_more": len(ids) > limit,
+            }
+        )
 
     def _validate(self, data: bytes) -> tuple[list[dict], str | None]:
         lines, seen = [], set()
@@ -456,8 +499,11 @@ class FakeOpenAI:
         await asyncio.sleep(BATCH_STEP_S)
         lines, problem = self._validate(self.files[obj["input_file_id"]]["data"])
         if problem:
-            obj.update(status="failed", failed_at=int(time.time()),
-                       errors={"object": "list", "data": [{"code": "invalid_file", "message": problem}]})  # fmt: skip
+            obj.update(
+                status="failed",
+                failed_at=int(time.time()),
+                errors={"object": "list", "data": [{"code": "invalid_file", "message": problem}]},
+            )
             return
         obj["request_counts"]["total"] = len(lines)
         obj.update(status="in_progress", in_progress_at=int(time.time()))
@@ -466,33 +512,67 @@ class FakeOpenAI:
             await asyncio.sleep(0.02)
         final = self.batch_status_plan(n) if self.batch_status_plan else "completed"
         if final == "failed":
-            obj.update(status="failed", failed_at=int(time.time()),
-                       errors={"object": "list", "data": [{"code": "server_error", "message": "the batch failed"}]})  # fmt: skip
+            obj.update(
+                status="failed",
+                failed_at=int(time.time()),
+                errors={"object": "list", "data": [{"code": "server_error", "message": "the batch failed"}]},
+            )
             return
         out, err = [], []
         for k, rec in enumerate(lines):
             cid, body = rec["custom_id"], rec["body"]
             if final == "expired" and k >= len(lines) // 2:
-                err.append({"id": f"batch_req_{bid}_{k}", "custom_id": cid, "response": None,
-                            "error": {"code": "batch_expired", "message": "This request could not be executed "
-                                      "before the completion window expired."}})  # fmt: skip
+                err.append(
+                    {
+                        "id": f"batch_req_{bid}_{k}",
+                        "custom_id": cid,
+                        "response": None,
+                        "error": {
+                            "code": "batch_expired",
+                            "message": "This request could not be executed before the completion window expired.",
+                        },
+                    }
+                )
                 continue
             status = self.batch_line_plan(cid, body) if self.batch_line_plan else None
             if status:
-                err.append({"id": f"batch_req_{bid}_{k}", "custom_id": cid,
-                            "response": {"status_code": status, "request_id": f"req_{bid}_{k}",
-                                         "body": {"error": {"message": f"scripted HTTP {status}", "type": "test"}}},
-                            "error": None})  # fmt: skip
+                err.append(
+                    {
+                        "id": f"batch_req_{bid}_{k}",
+                        "custom_id": cid,
+                        "response": {
+                            "status_code": status,
+                            "request_id": f"req_{bid}_{k}",
+                            "body": {"error": {"message": f"scripted HTTP {status}", "type": "test"}},
+                        },
+                        "error": None,
+                    }
+                )
                 continue
             try:
                 reply = self._completion(body, self.reply(body["messages"], body))
             except LookupError as e:
-                err.append({"id": f"batch_req_{bid}_{k}", "custom_id": cid,
-                            "response": {"status_code": 404, "request_id": f"req_{bid}_{k}",
-                                         "body": {"error": {"message": str(e)}}}, "error": None})  # fmt: skip
+                err.append(
+                    {
+                        "id": f"batch_req_{bid}_{k}",
+                        "custom_id": cid,
+                        "response": {
+                            "status_code": 404,
+                            "request_id": f"req_{bid}_{k}",
+                            "body": {"error": {"message": str(e)}},
+                        },
+                        "error": None,
+                    }
+                )
                 continue
-            out.append({"id": f"batch_req_{bid}_{k}", "custom_id": cid,
-                        "response": {"status_code": 200, "request_id": f"req_{bid}_{k}", "body": reply}, "error": None})  # fmt: skip
+            out.append(
+                {
+                    "id": f"batch_req_{bid}_{k}",
+                    "custom_id": cid,
+                    "response": {"status_code": 200, "request_id": f"req_{bid}_{k}", "body": reply},
+                    "error": None,
+                }
+            )
             with self._lock:
                 self.answered += 1
         obj["request_counts"].update(completed=len(out), failed=len(err))
@@ -503,8 +583,15 @@ class FakeOpenAI:
                 data = "".join(json.dumps(r) + "\n" for r in recs).encode()
                 with self._lock:
                     fid = f"file-{len(self.files) + 1}"
-                    self.files[fid] = {"id": fid, "object": "file", "bytes": len(data), "created_at": int(time.time()),
-                                       "filename": f"{bid}_{kind}.jsonl", "purpose": "batch_output", "data": data}  # fmt: skip
+                    self.files[fid] = {
+                        "id": fid,
+                        "object": "file",
+                        "bytes": len(data),
+                        "created_at": int(time.time()),
+                        "filename": f"{bid}_{kind}.jsonl",
+                        "purpose": "batch_output",
+                        "data": data,
+                    }
                 obj[kind] = fid
         obj.update(status=final, **{f"{final}_at": int(time.time())})
 
@@ -547,12 +634,17 @@ def run_batch(argv: list[str]) -> None:
             rec = json.loads(line)
             body = rec["body"]
             try:
-                resp = {"status_code": 200, "request_id": f"vllm-batch-{k}",
-                        "body": FakeOpenAI._completion(body, reply(body["messages"], body))}  # fmt: skip
+                resp = {
+                    "status_code": 200,
+                    "request_id": f"vllm-batch-{k}",
+                    "body": FakeOpenAI._completion(body, reply(body["messages"], body)),
+                }
                 error = None
             except LookupError as e:
                 resp, error = {"status_code": 404, "request_id": f"vllm-batch-{k}"}, {"message": str(e), "code": 404}
-            fout.write(json.dumps({"id": f"vllm-{k}", "custom_id": rec["custom_id"], "response": resp, "error": error}) + "\n")
+            fout.write(
+                json.dumps({"id": f"vllm-{k}", "custom_id": rec["custom_id"], "response": resp, "error": error}) + "\n"
+            )
             fout.flush()
 
 
@@ -578,23 +670,34 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=0.0, help="seconds before each reply")
     ap.add_argument("--fault-rate", type=float, default=0.0, help="share of requests answered with a fault")
     ap.add_argument("--completion", default="", help="the text every /v1/completions request gets")
-    ap.add_argument("--recordings", default=None,
-                    help="answer chat requests from these recorded teacher responses (else a judge verdict)")
+    ap.add_argument(
+        "--recordings",
+        default=None,
+        help="answer chat requests from these recorded teacher responses (else a judge verdict)",
+    )
     ap.add_argument("--rpm", type=float, help="requests per minute enforced (429 over budget)")
     ap.add_argument("--tpm", type=float, help="tokens per minute enforced (prompt + max_tokens, then the usage)")
     args = ap.parse_args()
     fixed = args.completion
     reply = recorded_reply(args.recordings) if args.recordings else echo_reply
     limits = ServerLimits(args.rpm, args.tpm) if args.rpm or args.tpm else None
-    with FakeOpenAI(reply=reply, latency_s=args.latency, fault_rate=args.fault_rate, port=args.port, limits=limits,
-                    complete=lambda prompt, body: fixed) as server:  # fmt: skip
+    with FakeOpenAI(
+        reply=reply,
+        latency_s=args.latency,
+        fault_rate=args.fault_rate,
+        port=args.port,
+        limits=limits,
+        complete=lambda prompt, body: fixed,
+    ) as server:
         print(f"serving {server.base_url}  (Ctrl-C to stop)", flush=True)
         try:
             while True:
                 time.sleep(1)
         except KeyboardInterrupt:
-            print(f"requests: {server.requests}, answered: {server.answered}, faults: {dict(server.faults_sent)}, "
-                  f"rate-limited: {server.rate_limited}")  # fmt: skip
+            print(
+                f"requests: {server.requests}, answered: {server.answered}, faults: {dict(server.faults_sent)}, "
+                f"rate-limited: {server.rate_limited}"
+            )
 
 
 if __name__ == "__main__":

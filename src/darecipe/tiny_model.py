@@ -55,8 +55,15 @@ def apply_standin(out_dir: Path, standin: Path) -> None:
     for new in spec["append"]:
         if new["id"] != max(by_id) + 1:
             raise ValueError(f"{standin}/tokens.json: appended token {new['content']!r} must take id {max(by_id) + 1}")
-        by_id[new["id"]] = {"id": new["id"], "content": new["content"], "single_word": False, "lstrip": False,
-                            "rstrip": False, "normalized": False, "special": new["special"]}  # fmt: skip
+        by_id[new["id"]] = {
+            "id": new["id"],
+            "content": new["content"],
+            "single_word": False,
+            "lstrip": False,
+            "rstrip": False,
+            "normalized": False,
+            "special": new["special"],
+        }
     tok_json["added_tokens"] = [by_id[i] for i in sorted(by_id)]
     cfg["added_tokens_decoder"] = {str(i): {k: v for k, v in t.items() if k != "id"} for i, t in sorted(by_id.items())}
     specials = {t["content"] for t in by_id.values() if t["special"]}

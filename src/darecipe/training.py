@@ -8,10 +8,10 @@ exported atomically into the stage's checkpoint directory with `metrics.json`.
 
 from __future__ import annotations
 
-import logging
 import ctypes
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -28,16 +28,27 @@ logger = logging.getLogger(__name__)
 
 # Trainer state and launcher files: needed to resume, not part of the exported model.
 NOT_EXPORTED = {
-    "optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state.pth", "trainer_state.json",
-    "training_args.bin", "zero_to_fp32.py", "latest",
-}  # fmt: skip
+    "optimizer.pt",
+    "scheduler.pt",
+    "scaler.pt",
+    "rng_state.pth",
+    "trainer_state.json",
+    "training_args.bin",
+    "zero_to_fp32.py",
+    "latest",
+}
 NOT_EXPORTED_RE = re.compile(r"^(rng_state_\d+\.pth|global_step\d+)$")
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 LARGE_FILE = 64 << 20
 SAMPLE = 16 << 20
 # Files every checkpoint carries from its base: the tags' ids and the chat format (ms-swift model type/template).
 CARRIED_FILES = ("tags.json", "chat_format.json")
-OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "MODELSCOPE_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "MODELSCOPE_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
 
 
 def _file_digest(path: Path) -> str:
@@ -137,14 +148,35 @@ def launch_argv(command: str, args: list[str], nproc: int, env: dict | None = No
     module = f"swift.cli.{command}"
     nodes = int(env.get("SLURM_JOB_NUM_NODES", "1") or 1)
     if nodes > 1:
-        head = subprocess.run(["scontrol", "show", "hostnames", env["SLURM_JOB_NODELIST"]], capture_output=True,
-                              text=True, check=True).stdout.split()[0]  # fmt: skip
-        return ["srun", f"--nodes={nodes}", "--ntasks-per-node=1", sys.executable, "-m", "torch.distributed.run",
-                f"--nnodes={nodes}", f"--nproc_per_node={max(1, nproc // nodes)}", "--rdzv_backend=c10d",
-                f"--rdzv_endpoint={head}:29500", "-m", module, *args]  # fmt: skip
+        head = subprocess.run(
+            ["scontrol", "show", "hostnames", env["SLURM_JOB_NODELIST"]], capture_output=True, text=True, check=True
+        ).stdout.split()[0]
+        return [
+            "srun",
+            f"--nodes={nodes}",
+            "--ntasks-per-node=1",
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            f"--nnodes={nodes}",
+            f"--nproc_per_node={max(1, nproc // nodes)}",
+            "--rdzv_backend=c10d",
+            f"--rdzv_endpoint={head}:29500",
+            "-m",
+            module,
+            *args,
+        ]
     if nproc > 1:
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-                "-m", module, *args]  # fmt: skip
+        return [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            "-m",
+            module,
+            *args,
+        ]
     return [sys.executable, "-m", module, *args]
 
 
@@ -168,7 +200,9 @@ def run(stage: Stage, args_for, nproc: int, env_for=None, extra_metrics=None) ->
     if complete:
         resume = complete[-1]
         resumed_step = step_of(resume)
-        logger.info(f"{stage.name}: resumed from step {step_of(resume)} ({resume}) in run {run_dir}: same run key {key}")
+        logger.info(
+            f"{stage.name}: resumed from step {step_of(resume)} ({resume}) in run {run_dir}: same run key {key}"
+        )
         args += ["--resume_from_checkpoint", str(resume)]
     else:
         why = "no earlier run with this key" if not partial else "earlier saves are all incomplete"
@@ -199,9 +233,12 @@ def run(stage: Stage, args_for, nproc: int, env_for=None, extra_metrics=None) ->
         )
     metrics = collect_metrics(output_dir, final)
     metrics.update(
-        stage=stage.name, run_key=key, run_dir=str(run_dir), resumed_from_step=resumed_step,
+        stage=stage.name,
+        run_key=key,
+        run_dir=str(run_dir),
+        resumed_from_step=resumed_step,
         wall_seconds_this_attempt=round(time.time() - start, 2),
-    )  # fmt: skip
+    )
     if extra_metrics:
         metrics.update(extra_metrics(run_dir))
     export(final, stage.out, metrics, extra_files=carried(stage.base))
@@ -213,8 +250,10 @@ def run_skyrl(stage: Stage, argv_for, gpus: int, env_for) -> dict:
     skyrl-train resumes from its own latest checkpoint (`trainer.resume_mode=latest`) in the run directory."""
     key, run_dir, output_dir = prepare_run(stage)
     existing = sorted(output_dir.glob("ckpt/global_step_*"))
-    logger.info(f"{stage.name}: {'resuming from ' + existing[-1].name if existing else 'started fresh'} in run {run_dir} "
-        f"(skyrl-train, run key {key})")  # fmt: skip
+    logger.info(
+        f"{stage.name}: {'resuming from ' + existing[-1].name if existing else 'started fresh'} in run {run_dir} "
+        f"(skyrl-train, run key {key})"
+    )
     env = {**os.environ, **OFFLINE_ENV, **env_for(run_dir)}
     argv = argv_for(output_dir)
     (run_dir / "command.sh").write_text(" ".join(_shquote(a) for a in argv) + "\n")
@@ -231,8 +270,14 @@ def run_skyrl(stage: Stage, argv_for, gpus: int, env_for) -> dict:
     exports = sorted((p.parent for p in (output_dir / "export").rglob("config.json")), key=lambda p: p.stat().st_mtime)
     if not exports:
         raise RuntimeError(f"{stage.name}: skyrl-train left no HF export under {output_dir / 'export'}")
-    metrics = {"stage": stage.name, "run_key": key, "run_dir": str(run_dir), "backend": "skyrl",
-               "wall_seconds_this_attempt": round(time.time() - start, 2), "final_checkpoint": str(exports[-1])}  # fmt: skip
+    metrics = {
+        "stage": stage.name,
+        "run_key": key,
+        "run_dir": str(run_dir),
+        "backend": "skyrl",
+        "wall_seconds_this_attempt": round(time.time() - start, 2),
+        "final_checkpoint": str(exports[-1]),
+    }
     export(exports[-1], stage.out, metrics, extra_files=carried(stage.base))
     return metrics
 
@@ -306,8 +351,17 @@ def collect_metrics(output_dir: Path, final: Path) -> dict:
     steps = [h for h in state.get("log_history", []) if "loss" in h and "step" in h]
     logged = read_log_history(output_dir)
     summary = next((h for h in reversed(logged) if "train_runtime" in h), {})
-    curve_keys = ("loss", "learning_rate", "grad_norm", "token_acc", "reward", "reward_std", "num_turns",
-                  "completions/mean_length", "frac_reward_zero_std")  # fmt: skip
+    curve_keys = (
+        "loss",
+        "learning_rate",
+        "grad_norm",
+        "token_acc",
+        "reward",
+        "reward_std",
+        "num_turns",
+        "completions/mean_length",
+        "frac_reward_zero_std",
+    )
     curve = [{"step": h["step"], **{k: h[k] for k in curve_keys if k in h}} for h in steps]
     tokens = _dataset_tokens(logged)
     epochs = state.get("epoch") or 0

@@ -9,7 +9,6 @@ from .chat import resolve_format, settle_chat_template, write_format
 from .tags import TAGS, tag_ids
 
 
-
 def extend_vocab(base: Path, out_dir: Path, special: bool, init: str, chat: dict | None = None) -> dict:
     """Load `base`, add the tags, resize the embeddings if needed, save an HF directory with `tags.json` and
     `chat_format.json` (ms-swift model type and template: `chat` holds the config's `model_type` / `template` /
