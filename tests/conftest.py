@@ -107,7 +107,8 @@ def demo_run(tmp_path_factory):
         return {"dir": Path(reuse), "fresh_dry_run": "", "run": ""}
     work = copy_repo(tmp_path_factory.mktemp("demo"))
     dry = snakemake(work, "-n", "all")
-    run = snakemake(work, "--cores", "2", "all")
+    # the whole embedded default: ~30 minutes on two idle cores (docs/embedded-default.md), more on a shared CI box
+    run = snakemake(work, "--cores", "2", "all", timeout=3600)
     return {"dir": work, "fresh_dry_run": dry.stdout, "run": run.stdout + run.stderr}
 
 
