@@ -385,7 +385,11 @@ class FakeOpenAI:
         upload, purpose = form.get("file"), form.get("purpose")
         if upload is None or purpose != "batch":
             return web.json_response({"error": {"message": "a file with purpose 'batch' is required"}}, status=400)
-        data = upload.file.read()
+        fid = self._store_file(upload.file.read(), upload.filename, purpose)
+        return web.json_response({k: v for k, v in self.files[fid].items() if k != "data"})
+
+    def _store_file(self, data: bytes, filename: str, purpose: str) -> str:
+        """Keep a file as the Files API would (an uploaded input, or a batch's output or error file); its id."""
         with self._lock:
             fid = f"file-{len(self.files) + 1}"
             self.files[fid] = {
@@ -393,11 +397,11 @@ class FakeOpenAI:
                 "object": "file",
                 "bytes": len(data),
                 "created_at": int(time.time()),
-                "filename": upload.filename,
+                "filename": filename,
                 "purpose": purpose,
                 "data": data,
             }
-        return web.json_response({k: v for k, v in self.files[fid].items() if k != "data"})
+        return fid
 
     async def _file_content(self, request):
         from aiohttp import web
@@ -581,18 +585,7 @@ class FakeOpenAI:
         for kind, recs in (("output_file_id", out), ("error_file_id", err)):
             if recs:
                 data = "".join(json.dumps(r) + "\n" for r in recs).encode()
-                with self._lock:
-                    fid = f"file-{len(self.files) + 1}"
-                    self.files[fid] = {
-                        "id": fid,
-                        "object": "file",
-                        "bytes": len(data),
-                        "created_at": int(time.time()),
-                        "filename": f"{bid}_{kind}.jsonl",
-                        "purpose": "batch_output",
-                        "data": data,
-                    }
-                obj[kind] = fid
+                obj[kind] = self._store_file(data, f"{bid}_{kind}.jsonl", "batch_output")
         obj.update(status=final, **{f"{final}_at": int(time.time())})
 
 
