@@ -165,6 +165,8 @@ def test_the_released_layout_trains_to_stage3_with_no_teacher_request(release, t
                         "api_key_env": "DARECIPE_TEST_KEY",
                     },
                     "stage1_data": {"mix": {"ratios": None}},
+                    # the released layout is under test, not learning: two optimizer steps per training stage
+                    **{stage: {"max_steps": 2, "save_steps": 2} for stage in ("stage1", "stage2", "stage3")},
                 }
             )
         )
