@@ -35,6 +35,7 @@ def main(smk, log):
         out=Path(smk.output[0]),
         runs_root=Path(smk.params.runs_root),
         log=Path(smk.log[0]),
+        keep_resume_state=smk.config["runs"]["keep_resume_state"],
     )
     jcfg = dict(smk.config["judge"])  # endpoint and concurrency come from the config; what matters is in params
     if jcfg["backend"] == "none":

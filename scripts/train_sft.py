@@ -24,6 +24,7 @@ def main(smk, log):
         out=Path(smk.output[0]),
         runs_root=Path(smk.params.runs_root),
         log=Path(smk.log[0]),
+        keep_resume_state=smk.config["runs"]["keep_resume_state"],
     )
     chat = read_format(stage.base)
     metrics = training.run(

@@ -28,6 +28,19 @@ def copy_repo(dest: Path) -> Path:
     return dest
 
 
+def discard(path: Path) -> None:
+    """Delete a finished test run (checkpoints: GBs; CI's disk is limited). DARECIPE_KEEP_TEST_RUNS=1 keeps it."""
+    if not os.environ.get("DARECIPE_KEEP_TEST_RUNS"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def scratch(tmp_path):
+    """tmp_path for a test that trains: deleted when the test ends (see discard)."""
+    yield tmp_path
+    discard(tmp_path)
+
+
 def copy_run(src: Path, dest: Path) -> Path:
     """A copy of a finished run to change and rerun: files of 1 MB or more (weights, optimizer states) are hard
     links, which is safe because the pipeline replaces them (atomic exports, new run directories), never rewrites

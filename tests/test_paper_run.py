@@ -7,7 +7,7 @@ import os
 
 import pytest
 import yaml
-from conftest import REPO, copy_repo, job_counts, snakemake
+from conftest import REPO, copy_repo, discard, job_counts, snakemake
 
 from darecipe.testserver import FakeOpenAI, recorded_reply
 
@@ -101,7 +101,8 @@ def paper_run(tmp_path_factory):
         dry = snakemake(work, "-n", "stage3_checkpoint", *args)
         run = snakemake(work, "--cores", "2", "stage3_checkpoint", *args, timeout=2400)
         bodies = list(server.bodies)
-    return {"dir": work, "dry": dry.stdout, "run": run.stdout + run.stderr, "bodies": bodies}
+    yield {"dir": work, "dry": dry.stdout, "run": run.stdout + run.stderr, "bodies": bodies}
+    discard(work)
 
 
 def test_the_paper_config_runs_to_stage3(paper_run):

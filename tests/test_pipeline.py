@@ -254,10 +254,10 @@ def test_stage3_says_when_there_is_no_judge(demo_run):
     assert "judge.backend is none: the LLM-judge terms are dropped from the reward" in second
 
 
-def test_stage3_with_a_judge_on_the_local_test_server(demo_run, tmp_path, monkeypatch):
+def test_stage3_with_a_judge_on_the_local_test_server(demo_run, scratch, monkeypatch):
     from darecipe.testserver import FakeOpenAI
 
-    work = tmp_path / "work"
+    work = scratch / "work"
     copy_run(demo_run["dir"], work)
     monkeypatch.setenv("DARECIPE_TEST_KEY", "sk-dummy")
 

@@ -148,10 +148,10 @@ def test_an_archive_member_outside_the_root_stops_the_unpacking(tmp_path):
     assert not (tmp_path.parent / "evil.txt").exists()
 
 
-def test_the_released_layout_trains_to_stage3_with_no_teacher_request(release, tmp_path_factory):
+def test_the_released_layout_trains_to_stage3_with_no_teacher_request(release, scratch):
     """Acceptance: stage 1/2/3 train on released records, the missing workspace's rows are counted rejects naming
     the rows, and no request reaches the teacher (a real endpoint here, counting what it receives)."""
-    work = copy_repo(tmp_path_factory.mktemp("released-run"))
+    work = copy_repo(scratch / "released-run")
     with FakeOpenAI() as teacher:
         overlay = work / "released.yaml"
         overlay.write_text(
@@ -207,8 +207,8 @@ def test_the_released_layout_trains_to_stage3_with_no_teacher_request(release, t
     assert not (work / "results/data/synthesis").exists() and not (work / "results/cache").exists()
 
 
-def test_both_concatenates_released_and_own_sets_per_stage_with_provenance(release, tmp_path_factory):
-    work = copy_repo(tmp_path_factory.mktemp("both-run"))
+def test_both_concatenates_released_and_own_sets_per_stage_with_provenance(release, scratch):
+    work = copy_repo(scratch / "both-run")
     overlay = work / "both.yaml"
     overlay.write_text(json.dumps({"data": {"source": "both", "released": {"path": str(release)}}}))
     args = ("--configfile", "config/config.yaml", str(overlay))

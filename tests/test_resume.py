@@ -46,7 +46,8 @@ DRIVER = textwrap.dedent("""
     from darecipe.swift_args import sft_args
     a = json.loads(sys.argv[1])
     hp, base, data = a["hp"], Path(a["base"]), [Path(a["data"])]
-    stage = training.Stage("stage1", "sft", base, data, hp, Path(a["out"]), Path(a["runs"]), Path(a["log"]))
+    stage = training.Stage("stage1", "sft", base, data, hp, Path(a["out"]), Path(a["runs"]), Path(a["log"]),
+                           keep_resume_state=a.get("keep", False))
     import logging
     logging.getLogger("darecipe").addHandler(logging.FileHandler(a["log"] + ".head", mode="a"))
     logging.getLogger("darecipe").setLevel(logging.INFO)
@@ -64,9 +65,10 @@ def data(tmp_path_factory):
     return path
 
 
-def start(tmp, base, data, hp, name):
+def start(tmp, base, data, hp, name, **extra):
     tmp.mkdir(parents=True, exist_ok=True)
     args = {
+        **extra,
         "hp": hp,
         "base": str(base),
         "data": str(data),
@@ -122,6 +124,42 @@ def test_kill_after_a_save_then_resume_matches_an_uninterrupted_run(tmp_path, ti
     # Stated tolerance: float32 CPU training; equal up to rounding.
     for name, tensor in reference.items():
         assert (got[name] - tensor).abs().max().item() < 1e-5, name
+
+
+def test_a_finished_run_keeps_weights_drops_resume_state_and_is_exported_again_without_training(
+    tmp_path, tiny_vocab, data
+):
+    finish(start(tmp_path, tiny_vocab, data, HP, "first"))
+    (run,) = (tmp_path / "runs" / "stage1").iterdir()
+    saved = sorted(run.glob("output/checkpoint-*"), key=training_step)
+    assert [training_step(c) for c in saved] == [2, 4, 6]  # save_steps 2 of 6, no save limit
+    for ckpt in saved:
+        assert (ckpt / "model.safetensors").is_file() and (ckpt / "trainer_state.json").is_file()
+        assert not any((ckpt / n).exists() for n in ("optimizer.pt", "scheduler.pt", "rng_state.pth")), ckpt
+    assert "dropped" in (tmp_path / "first.log.head").read_text()
+    exported = tmp_path / "first" / "ckpt"
+    # the export shares the final save's file (a hard link), it is not a second copy
+    assert (exported / "model.safetensors").stat().st_ino == (saved[-1] / "model.safetensors").stat().st_ino
+    reference = weights(exported)
+    subprocess.run(["rm", "-rf", str(exported)], check=True)
+    launched = (run / "command.sh").stat().st_mtime_ns
+    finish(start(tmp_path, tiny_vocab, data, HP, "again"))
+    assert "already finished at step 6; exporting it" in (tmp_path / "again.log.head").read_text()
+    assert (run / "command.sh").stat().st_mtime_ns == launched  # the trainer was not started again
+    got = weights(tmp_path / "again" / "ckpt")
+    assert all(got[k].equal(v) for k, v in reference.items())
+    metrics = json.loads((tmp_path / "again" / "ckpt" / "metrics.json").read_text())
+    assert metrics["global_step"] == 6 and metrics["wall_seconds_this_attempt"] is None
+
+
+def test_keep_resume_state_keeps_the_optimizer_of_a_finished_run(tmp_path, tiny_vocab, data):
+    finish(start(tmp_path, tiny_vocab, data, {**HP, "max_steps": 2}, "kept", keep=True))
+    (ckpt,) = (tmp_path / "runs" / "stage1").glob("*/output/checkpoint-2")
+    assert (ckpt / "optimizer.pt").is_file() and (ckpt / "scheduler.pt").is_file()
+
+
+def training_step(ckpt: Path) -> int:
+    return int(ckpt.name.split("-")[1])
 
 
 def test_a_partial_save_is_ignored(tmp_path, tiny_vocab, data):

@@ -13,7 +13,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import BIN, REPO, copy_repo
+from conftest import BIN, REPO, copy_repo, discard
 
 COMMAND = [
     str(BIN / "snakemake"),
@@ -72,7 +72,8 @@ def slurm_runs(cluster, tmp_path_factory):
     subprocess.run([str(BIN / "snakemake"), "--unlock"], cwd=work, capture_output=True)
     second = subprocess.run(COMMAND, cwd=work, capture_output=True, text=True, timeout=1800)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    return {"dir": work, "first": interrupted, "second": second.stdout + second.stderr}
+    yield {"dir": work, "first": interrupted, "second": second.stdout + second.stderr}
+    discard(work)
 
 
 def test_interrupted_run_completes_without_rerunning_finished_jobs(slurm_runs):

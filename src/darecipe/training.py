@@ -38,6 +38,9 @@ NOT_EXPORTED = {
     "latest",
 }
 NOT_EXPORTED_RE = re.compile(r"^(rng_state_\d+\.pth|global_step\d+)$")
+# What only resuming needs (optimizer moments, DeepSpeed shards, RNG states): dropped once a run has finished,
+# unless `runs.keep_resume_state` is set. trainer_state.json stays: it says the save is complete and final.
+RESUME_ONLY = NOT_EXPORTED - {"trainer_state.json", "training_args.bin", "zero_to_fp32.py"}
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 LARGE_FILE = 64 << 20
 SAMPLE = 16 << 20
@@ -133,6 +136,7 @@ class Stage:
     out: Path
     runs_root: Path
     log: Path
+    keep_resume_state: bool = False  # keep optimizer/scheduler/RNG state of a finished run's saves
 
 
 def _set_pdeathsig() -> None:
@@ -195,6 +199,20 @@ def run(stage: Stage, args_for, nproc: int, env_for=None, extra_metrics=None) ->
     """Train (fresh or resumed), export, and return the metrics written beside the checkpoint."""
     key, run_dir, output_dir = prepare_run(stage)
     complete, partial = saves(output_dir)
+    if complete and is_final_save(complete[-1]):
+        # This exact run already trained to its last step (its export was deleted, or the job died after
+        # training): export it again instead of launching the trainer on a finished (maybe pruned) save.
+        logger.info(f"{stage.name}: run {run_dir} already finished at step {step_of(complete[-1])}; exporting it")
+        return finish(
+            stage,
+            key,
+            run_dir,
+            output_dir,
+            complete[-1],
+            resumed_step=step_of(complete[-1]),
+            start=None,
+            extra_metrics=extra_metrics,
+        )
     args = args_for(output_dir)
     resumed_step = None
     if complete:
@@ -231,18 +249,50 @@ def run(stage: Stage, args_for, nproc: int, env_for=None, extra_metrics=None) ->
             f"{stage.name}: stopped on a signal after saving step {state['global_step']} of {state['max_steps']}; "
             f"run it again (the SLURM profile's retries resubmit) to resume from {final}"
         )
+    return finish(stage, key, run_dir, output_dir, final, resumed_step, start, extra_metrics)
+
+
+def is_final_save(ckpt: Path) -> bool:
+    state = json.loads((ckpt / "trainer_state.json").read_text())
+    return bool(state.get("max_steps")) and state.get("global_step", 0) >= state["max_steps"]
+
+
+def finish(stage: Stage, key: str, run_dir: Path, output_dir: Path, final: Path, resumed_step, start, extra_metrics):
+    """Export the final save with its metrics, then drop what only resuming needed (unless kept)."""
     metrics = collect_metrics(output_dir, final)
     metrics.update(
         stage=stage.name,
         run_key=key,
         run_dir=str(run_dir),
         resumed_from_step=resumed_step,
-        wall_seconds_this_attempt=round(time.time() - start, 2),
+        wall_seconds_this_attempt=None if start is None else round(time.time() - start, 2),
     )
     if extra_metrics:
         metrics.update(extra_metrics(run_dir))
     export(final, stage.out, metrics, extra_files=carried(stage.base))
+    if not stage.keep_resume_state:
+        freed = drop_resume_state(output_dir)
+        if freed:
+            logger.info(
+                f"{stage.name}: finished; dropped {freed / 2**20:.0f} MiB of optimizer/scheduler/RNG state from "
+                f"{output_dir} (runs.keep_resume_state: true keeps it)"
+            )
     return metrics
+
+
+def drop_resume_state(output_dir: Path) -> int:
+    """Delete the resume-only files of every complete save of a finished run; the weights stay. Returns bytes freed."""
+    freed = 0
+    for ckpt in saves(output_dir)[0]:
+        for p in list(ckpt.iterdir()):
+            if p.name in RESUME_ONLY or NOT_EXPORTED_RE.match(p.name):
+                if p.is_dir() and not p.is_symlink():
+                    freed += sum(q.stat().st_size for q in p.rglob("*") if q.is_file())
+                    shutil.rmtree(p)
+                else:
+                    freed += p.lstat().st_size
+                    p.unlink()
+    return freed
 
 
 def run_skyrl(stage: Stage, argv_for, gpus: int, env_for) -> dict:
@@ -309,19 +359,28 @@ def carried(base: Path) -> list[Path]:
 
 
 def export(final: Path, out: Path, metrics: dict, extra_files: list[Path] = ()) -> None:
-    """Copy the model files of `final` into `out` atomically (write beside, then rename)."""
+    """Put the model files of `final` into `out` atomically (linked or copied beside, then renamed)."""
     with atomic_dir(out) as tmp:
         for p in final.iterdir():
             if p.name in NOT_EXPORTED or NOT_EXPORTED_RE.match(p.name):
                 continue
             if p.is_dir():
-                shutil.copytree(p, tmp / p.name)
+                shutil.copytree(p, tmp / p.name, copy_function=_link_or_copy)
             else:
-                shutil.copy2(p, tmp / p.name)
+                _link_or_copy(p, tmp / p.name)
         for extra in extra_files:
             if extra.is_file() and not (tmp / extra.name).exists():
                 shutil.copy2(extra, tmp / extra.name)
         write_json(tmp / "metrics.json", metrics)
+
+
+def _link_or_copy(src, dst) -> None:
+    """A hard link where the file system allows one (an 8B export is 16 GB; the run's save is never written again
+    once it is final), else a copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def read_log_history(output_dir: Path) -> list[dict]:
