@@ -60,7 +60,7 @@ report: install jail
 	@echo "open results/report.html"
 
 test: install jail
-	$(BIN)/python -m pytest -q -rs
+	$(BIN)/python -m pytest -q -rs --durations=30
 
 lint: install
 	$(BIN)/ruff check .
