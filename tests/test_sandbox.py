@@ -126,3 +126,18 @@ def test_capped_output_is_what_cutting_the_whole_text_gives():
         whole = "".join(texts).rstrip("\n")
         expected = truncate(f"{whole}\n{suffix}" if whole and suffix else whole or suffix, limit)
         assert render(streams, limit, suffix) == expected
+
+
+def test_a_runtime_under_tmp_is_bound_in_a_read_only_tmp(monkeypatch):
+    """A checkout under /tmp with its venv: /tmp cannot be the episode's symlink; it is a read-only tmpfs holding
+    only the runtime (checked live on such a checkout: the venv visible, /tmp/x read-only, $TMPDIR writable)."""
+    from darecipe import jail
+
+    monkeypatch.setattr(jail, "runtime_dirs", lambda: ["/tmp/ci/main/.venv", "/opt/python"])
+    argv = jail.bwrap_argv("bwrap", True, {}, ["python"])
+    joined = " ".join(argv)
+    assert "--symlink /sandbox/tmp /tmp" not in joined
+    assert argv.index("--tmpfs") < argv.index("/tmp/ci/main/.venv")  # the tmpfs first, then the venv inside it
+    assert "--tmpfs /tmp" in joined and "--remount-ro /tmp" in joined and "--ro-bind /opt/python /opt/python" in joined
+    monkeypatch.setattr(jail, "runtime_dirs", lambda: ["/opt/python"])
+    assert "--symlink /sandbox/tmp /tmp" in " ".join(jail.bwrap_argv("bwrap", True, {}, ["python"]))

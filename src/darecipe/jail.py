@@ -161,8 +161,14 @@ def bwrap_argv(bwrap: str, root: bool, cgroups: dict[str, Path], tail: list[str]
             a += ["--ro-bind", p, p]
     for f in ("/etc/ld.so.cache", "/etc/localtime", "/etc/fonts"):
         a += ["--ro-bind-try", f, f]
+    runtime = runtime_dirs()
+    # A runtime under /tmp (a venv in a checkout there) is bound inside a read-only empty /tmp; blocks then write
+    # their temporary files under $TMPDIR (the episode's private /sandbox/tmp), not by the literal path /tmp.
+    tmp_holds_runtime = any(d == "/tmp" or d.startswith("/tmp/") for d in runtime)
+    if tmp_holds_runtime:
+        a += ["--tmpfs", "/tmp"]
     made = set()
-    for d in runtime_dirs():
+    for d in runtime:
         for parent in list(Path(d).parents)[-2::-1]:  # made explicitly: 0755 (implicit ones are 0700, e.g. /root)
             if parent not in made:
                 made.add(parent)
@@ -173,7 +179,8 @@ def bwrap_argv(bwrap: str, root: bool, cgroups: dict[str, Path], tail: list[str]
     a += ["--tmpfs", "/sandbox", "--dir", "/sandbox/workspace", "--dir", "/sandbox/tmp", "--tmpfs", "/episodes"]
     for ctrl, path in cgroups.items():
         a += ["--bind", str(path), f"/cgroup/{ctrl}"]
-    a += ["--symlink", "/sandbox/tmp", "/tmp", "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", "/"]
+    a += ["--remount-ro", "/tmp"] if tmp_holds_runtime else ["--symlink", "/sandbox/tmp", "/tmp"]
+    a += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", "/"]
     return a + ["--"] + tail
 
 
