@@ -9,6 +9,7 @@ import pytest
 import yaml
 from conftest import REPO, copy_repo, discard, job_counts, snakemake
 
+from darecipe import training
 from darecipe.testserver import FakeOpenAI, recorded_reply
 
 OVERLAY = REPO / "config/test/paper-cpu.yaml"
@@ -112,6 +113,19 @@ def test_the_paper_config_runs_to_stage3(paper_run):
     assert not [rule for rule in counts if rule.startswith("download")]  # everything is local
     for stage in STAGES:
         assert (work / f"results/checkpoints/{stage}/config.json").is_file()
+
+
+def test_finished_paper_runs_keep_their_saves_weights_not_their_resume_state(paper_run):
+    work = paper_run["dir"]
+    for stage in STAGES:
+        (output,) = (work / "results/runs" / stage).glob("*/output")
+        saved, partial = training.saves(output)
+        assert saved and not partial, stage
+        for ckpt in saved:
+            assert not list(ckpt.glob("optimizer.pt")) and not list(ckpt.glob("rng_state*.pth")), ckpt
+        exported = work / f"results/checkpoints/{stage}/model.safetensors"
+        assert exported.stat().st_ino == (saved[-1] / "model.safetensors").stat().st_ino, stage
+        assert "of optimizer/scheduler/RNG state" in (work / f"logs/train_{stage}.log").read_text(), stage
 
 
 def test_the_paper_template_and_tags(paper_run):

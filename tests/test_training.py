@@ -55,6 +55,60 @@ def test_export_keeps_the_model_and_drops_trainer_state(tmp_path):
     assert not list(out.parent.glob(".stage1.*"))  # nothing left beside it
 
 
+def zero3_save(output_dir: Path, step: int, max_steps: int) -> Path:
+    """A save as ms-swift writes it for the paper run (ZeRO-3 on 8 GPUs, 16-bit weights gathered on save), which
+    no CPU run produces: sharded weights, DeepSpeed's global_step<N>/ shards and `latest`, one RNG state per rank."""
+    ckpt = output_dir / f"checkpoint-{step}"
+    (ckpt / f"global_step{step}").mkdir(parents=True)
+    for rank in range(8):
+        (ckpt / f"global_step{step}" / f"bf16_zero_pp_rank_{rank}_mp_rank_00_optim_states.pt").write_bytes(b"o" * 64)
+        (ckpt / f"rng_state_{rank}.pth").write_bytes(b"r")
+    for name in ("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"):
+        (ckpt / name).write_bytes(b"w" * 32)
+    for name in ("model.safetensors.index.json", "config.json", "tokenizer.json", "generation_config.json"):
+        (ckpt / name).write_text("{}")
+    (ckpt / "latest").write_text(f"global_step{step}")
+    (ckpt / "zero_to_fp32.py").write_text("# DeepSpeed's script")
+    (ckpt / "scheduler.pt").write_bytes(b"s")
+    (ckpt / "training_args.bin").write_bytes(b"a")
+    (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": step, "max_steps": max_steps}))
+    return ckpt
+
+
+def test_a_finished_zero3_run_keeps_its_weights_and_drops_its_resume_state(tmp_path):
+    output = tmp_path / "run" / "output"
+    saved = [zero3_save(output, step, 3000) for step in (2000, 2500, 3000)]  # save_total_limit 3, as in the paper
+    assert training.is_final_save(saved[-1]) and not training.is_final_save(saved[0])
+    out = tmp_path / "checkpoints" / "stage1"
+    training.export(saved[-1], out, {"global_step": 3000})
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json",
+        "generation_config.json",
+        "metrics.json",
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+        "model.safetensors.index.json",
+        "tokenizer.json",
+    ]
+    shard = "model-00001-of-00002.safetensors"
+    assert (out / shard).stat().st_ino == (saved[-1] / shard).stat().st_ino  # linked, not a second copy
+    assert training.drop_resume_state(output) == 3 * (8 * 64 + 8 + 1 + len("global_stepNNNN"))
+    for ckpt in saved:
+        assert sorted(p.name for p in ckpt.iterdir()) == [
+            "config.json",
+            "generation_config.json",
+            "model-00001-of-00002.safetensors",
+            "model-00002-of-00002.safetensors",
+            "model.safetensors.index.json",
+            "tokenizer.json",
+            "trainer_state.json",
+            "training_args.bin",
+            "zero_to_fp32.py",
+        ]
+    assert training.saves(output)[0] == saved  # still complete saves, the last one still final
+    assert (out / shard).read_bytes() == b"w" * 32
+
+
 def paper():
     cfg = yaml.safe_load((REPO / "config/deepanalyze-8b.yaml").read_text())
     return validate_config(cfg, load_schema(REPO / "config/schema.yaml"))
@@ -124,3 +178,7 @@ def test_launch_commands_single_process_one_node_and_multi_node(monkeypatch):
     multi = launch_argv("rlhf", ["--x"], 16, env={"SLURM_JOB_NUM_NODES": "2", "SLURM_JOB_NODELIST": "gpu-a[01-02]"})
     assert multi[:3] == ["srun", "--nodes=2", "--ntasks-per-node=1"]
     assert "--nnodes=2" in multi and "--nproc_per_node=8" in multi and "--rdzv_endpoint=gpu-a01:29500" in multi
+
+
+def test_the_paper_config_drops_resume_state_of_finished_runs():
+    assert paper()["runs"] == {"keep_resume_state": False}
